@@ -1,0 +1,3 @@
+from tbx_doctor.cli import main
+
+main()

@@ -1,0 +1,29 @@
+"""tbx-doctor: what happened to a training job, why, and what to check before resubmitting.
+
+Each sub-command lives in `tbx_doctor/commands/<name>.py` and exposes a typer-annotated
+`command`; this module only wires them up and maps DoctorError to exit code 2.
+Exit codes (all commands): 0 no error-level finding, 1 at least one, 2 the tool could not work.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="tbx-doctor",
+    help="Diagnose SLURM training jobs (DINO / DETR family, tbx-train) from their logs and "
+    "checkpoints. Exit codes: 0 healthy, 1 error-level finding, 2 unreadable input.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Keep sub-command names explicit even while only one command is registered."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,3 @@
+from tbx_train.cli import main
+
+main()

@@ -1,0 +1,26 @@
+"""tbx-train: DINO-4scale training on TBX11K (run, plan, eval, synth).
+
+Each sub-command's options are typed here; the library below takes frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="tbx-train",
+    help="Train and evaluate DINO-4scale on TBX11K or any COCO-format data set.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Keep sub-command names explicit even while only one command is registered."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
