@@ -263,10 +263,13 @@ class SetCriterion(nn.Module):
                 f"dec_layers={self.dec_layers} needs {self.dec_layers - 1}"
             )
         labels = torch.cat([t["labels"].reshape(-1) for t in targets])
-        if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < self.num_classes:
+        if labels.numel() == 0:
+            return
+        low, high = torch.stack([labels.min(), labels.max()]).tolist()  # one device sync
+        if low < 0 or high >= self.num_classes:
             raise ValueError(
-                f"target labels span {int(labels.min())}..{int(labels.max())} but num_classes="
-                f"{self.num_classes} (it must be the max category id + 1; ids are used raw)"
+                f"target labels span {low}..{high} but num_classes={self.num_classes} "
+                "(it must be the max category id + 1; ids are used raw)"
             )
 
     def forward(

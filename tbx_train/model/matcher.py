@@ -19,6 +19,7 @@ from tbx_train.model.box_ops import box_cxcywh_to_xyxy, generalized_box_iou
 
 # Keeps log() finite for probabilities that are exactly 0 or 1 (the official matcher's 1e-8).
 _LOG_EPS = 1e-8
+_NON_FINITE_COST = 1e8
 
 
 class HungarianMatcher(nn.Module):
@@ -88,6 +89,10 @@ class HungarianMatcher(nn.Module):
                 indices.append((empty, empty.clone()))
                 continue
             cost = self.cost_matrix(logits, boxes, target).cpu()
+            # NaN/inf predictions would make scipy raise deep inside matching; a finite stand-in
+            # lets the step finish with a non-finite loss, which the engine's guard reports.
+            big = _NON_FINITE_COST
+            cost = torch.nan_to_num(cost, nan=big, posinf=big, neginf=-big)
             pred_idx, tgt_idx = linear_sum_assignment(cost.numpy())
             indices.append(
                 (

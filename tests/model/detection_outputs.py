@@ -6,6 +6,7 @@ These are real inputs to the real criterion (the network is not needed to produc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -67,3 +68,14 @@ def random_targets(
         }
         for n in counts
     ]
+
+
+def map_tensors(tree: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """Apply fn to every tensor of a nested outputs structure (dicts, lists; other leaves kept)."""
+    if isinstance(tree, Tensor):
+        return fn(tree)
+    if isinstance(tree, list):
+        return [map_tensors(item, fn) for item in tree]
+    if isinstance(tree, dict):
+        return {key: map_tensors(value, fn) for key, value in tree.items()}
+    return tree  # the ints of dn_meta, None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from operator import itemgetter
 
 import pytest
 import torch
-from detection_outputs import random_dn_meta, random_outputs, random_targets
+from detection_outputs import map_tensors, random_dn_meta, random_outputs, random_targets
 
 from tbx_train.config import MODEL_PRESETS
 from tbx_train.model.criterion import (
@@ -127,17 +128,6 @@ def test_explicit_num_boxes_equal_to_the_local_count_changes_nothing() -> None:
         torch.testing.assert_close(counted[key], explicit[key])
 
 
-def _split_batch(outputs: dict, start: int, stop: int) -> dict:
-    """The outputs of images start..stop-1, as if the model had run on that micro-batch."""
-    if isinstance(outputs, torch.Tensor):
-        return outputs[start:stop]
-    if isinstance(outputs, list):
-        return [_split_batch(item, start, stop) for item in outputs]
-    if isinstance(outputs, dict):
-        return {k: _split_batch(v, start, stop) for k, v in outputs.items()}
-    return outputs  # ints of dn_meta, None
-
-
 def test_micro_batch_losses_with_the_global_count_sum_to_the_batch_loss() -> None:
     # What the engine relies on for "same results at any scale": with num_boxes = the count of
     # the whole step, the losses of micro-batches add up to the loss of the concatenated batch.
@@ -149,12 +139,19 @@ def test_micro_batch_losses_with_the_global_count_sum_to_the_batch_loss() -> Non
     criterion = _criterion()
     whole = criterion(outputs, targets)
     parts = [
-        criterion(_split_batch(outputs, a, b), targets[a:b], num_boxes=4.0)
+        criterion(map_tensors(outputs, itemgetter(slice(a, b))), targets[a:b], num_boxes=4.0)
         for a, b in ((0, 1), (1, 3))
     ]
     for key in criterion.weight_dict:
         torch.testing.assert_close(parts[0][key] + parts[1][key], whole[key])
     assert whole["loss_bbox_dn"].item() > 0
+    # Accumulating the micro-batch gradients gives the gradient of the whole batch.
+    weighted_total(whole, criterion.weight_dict).backward()
+    whole_grad = outputs["pred_logits"].grad.clone()
+    outputs["pred_logits"].grad = None
+    for part in parts:
+        weighted_total(part, criterion.weight_dict).backward()
+    torch.testing.assert_close(outputs["pred_logits"].grad, whole_grad)
 
 
 def test_dn_positive_indices_follow_the_official_layout() -> None:
@@ -247,3 +244,42 @@ def test_inconsistent_inputs_are_refused_with_a_reason() -> None:
         _criterion(num_classes=5)(outputs, random_targets([1], 4, generator))
     with pytest.raises(KeyError, match="weighted keys"):
         weighted_total({}, {"loss_ce": 1.0})
+
+
+def test_nan_predictions_give_a_nan_loss_not_an_exception() -> None:
+    generator = torch.Generator().manual_seed(11)
+    outputs = random_outputs(1, 4, 4, 2, generator)
+    with torch.no_grad():
+        outputs["pred_logits"][0, 0, 0] = float("nan")
+    losses = _criterion(dec_layers=2)(outputs, random_targets([1], 4, generator))
+    assert torch.isnan(losses["loss_ce"])
+
+
+def test_half_precision_outputs_give_float32_losses_close_to_float32_inputs() -> None:
+    generator = torch.Generator().manual_seed(12)
+    outputs = random_outputs(2, 6, 4, 2, generator)
+    targets = random_targets([2, 1], 4, generator)
+    criterion = _criterion(dec_layers=2)
+    reference = criterion(outputs, targets)
+    halved = criterion(map_tensors(outputs, lambda x: x.detach().bfloat16()), targets)
+    for key in criterion.weight_dict:
+        assert halved[key].dtype == torch.float32
+        torch.testing.assert_close(halved[key], reference[key], rtol=0.05, atol=0.02)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_losses_equal_cpu_losses() -> None:
+    generator = torch.Generator().manual_seed(13)
+    outputs = random_outputs(2, 6, 4, 2, generator)
+    outputs["dn_meta"] = random_dn_meta(2, 2, 2, 4, 2, generator)
+    targets = random_targets([2, 0], 4, generator)
+    criterion = _criterion(dec_layers=2)
+    on_cpu = criterion(outputs, targets)
+    on_cuda = criterion(
+        map_tensors(outputs, lambda x: x.detach().cuda()),
+        [{k: v.cuda() for k, v in t.items()} for t in targets],
+    )
+    for key, value in on_cpu.items():
+        assert on_cuda[key].device.type == "cuda"
+        torch.testing.assert_close(on_cuda[key].cpu(), value, rtol=1e-4, atol=1e-5)

@@ -108,3 +108,15 @@ def test_matcher_rejects_batch_mismatch_and_all_zero_costs() -> None:
         )
     with pytest.raises(ValueError, match="all costs are 0"):
         HungarianMatcher(0.0, 0.0, 0.0)
+
+
+def test_non_finite_predictions_still_match() -> None:
+    # The engine's NaN guard, not a scipy error deep in matching, must report a diverged model.
+    generator = torch.Generator().manual_seed(6)
+    outputs = random_layer(1, 4, 3, generator)
+    with torch.no_grad():
+        outputs["pred_logits"][0, 1] = float("nan")
+        outputs["pred_boxes"][0, 2] = float("inf")
+    ((pred_idx, tgt_idx),) = HungarianMatcher(**COSTS)(outputs, random_targets([2], 3, generator))
+    assert len(pred_idx) == len(tgt_idx) == 2
+    assert not {1, 2} & set(pred_idx.tolist())
