@@ -16,6 +16,12 @@ Two logging values are not losses: `class_error` and `class_error_images` (see `
 Normalisation: every loss is a sum over the batch divided by `num_boxes` (the denoising ones by
 `num_boxes * num_dn_group`), so the losses of micro-batches computed with the step's global box
 count add up to the loss of the whole step, whatever the split over GPUs and accumulation steps.
+Two caveats for the engine:
+- DDP averages gradients over ranks, so each rank must pass (boxes of the whole step) / world_size,
+  as the official code does; then the averaged gradient is the gradient of the step's loss.
+- The dn losses use the group count of each micro-batch (the official quirk makes it depend on
+  the largest GT count in that micro-batch), so they add up exactly only when micro-batches share
+  the dn layout; this matches the official per-GPU behaviour.
 """
 
 from __future__ import annotations
@@ -290,7 +296,8 @@ class SetCriterion(nn.Module):
         any number of proposals), `dn_meta` (absent/None, or the official dn layout).
         targets: B dicts with `labels` int64 [n_b] (raw ids < C) and `boxes` [n_b, 4] normalised
         cxcywh; n_b may be 0. num_boxes: the loss normaliser; None counts the boxes of `targets`.
-        The engine passes the box count of the whole optimizer step (all micro-batches and ranks).
+        The engine passes the box count of the whole optimizer step (all micro-batches and ranks)
+        divided by the world size (DDP averages gradients; see the module docstring).
         Either way it is clamped to >= 1, so a step without boxes gives finite losses.
         Returns 0-dim tensors: the weighted loss keys (module docstring) plus class_error and
         class_error_images.
