@@ -103,6 +103,25 @@ class ArgsRecord:
         return f"Namespace({self.values!r})"
 
 
+class _KeepStateAside:
+    """BUILD state (e.g. a state dict's `_metadata`) is kept aside, never copied to __dict__.
+
+    A plain OrderedDict or Counter would copy it into its __dict__, where a crafted pickle could
+    plant an instance attribute `__setstate__` for a second BUILD to call.
+    """
+
+    def __setstate__(self, state: object) -> None:
+        self.pickled_state = state if isinstance(state, dict) else None
+
+
+class StateDict(_KeepStateAside, collections.OrderedDict):
+    """Stand-in for collections.OrderedDict."""
+
+
+class CounterRecord(_KeepStateAside, collections.Counter):
+    """Stand-in for collections.Counter (MultiStepLR milestones)."""
+
+
 class Refused:
     """What a name outside the allow-list resolves to: it accepts anything and does nothing."""
 
@@ -179,8 +198,8 @@ def _reconstructor(cls: object, _base: object, _state: object = None) -> object:
 
 
 _ALLOWED: dict[tuple[str, str], object] = {
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("collections", "Counter"): collections.Counter,  # MultiStepLR milestones
+    ("collections", "OrderedDict"): StateDict,
+    ("collections", "Counter"): CounterRecord,
     ("argparse", "Namespace"): ArgsRecord,
     ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,

@@ -243,7 +243,11 @@ def _with_derived(summary: CheckpointSummary, model: ModelFacts) -> CheckpointSu
     notes = list(model.notes)
     steps, epoch = summary.optimizer_steps, summary.epoch
     per_epoch = None
-    if steps is not None and epoch is not None and epoch >= 0 and not summary.next_iteration:
+    if summary.next_iteration and summary.grad_accum and steps is not None:
+        steps -= summary.next_iteration // summary.grad_accum  # steps of the unfinished epoch
+    elif summary.next_iteration:
+        steps = None  # the unfinished epoch's share of the steps is unknown
+    if steps is not None and epoch is not None and epoch >= 0:
         per_epoch = steps / (epoch + 1)
     if summary.args_num_classes not in (None, summary.num_classes) and summary.num_classes:
         notes.append(
