@@ -111,7 +111,7 @@ def _strategy(
     if saved_accum is None:
         # The official code has no gradient accumulation, so an unrecorded value means 1 there.
         saved_accum = 1
-        accum_note = " (grad_accum not recorded: taken as 1, the official code has none)"
+        accum_note = " (grad_accum not recorded: taken as 1; the official code has none)"
     saved = {"batch_size": summary.batch_size, "world_size": summary.world_size}
     saved["grad_accum"] = saved_accum
     if summary.batch_size is None or summary.world_size is None:
@@ -129,7 +129,8 @@ def _strategy(
     old_eff = saved["batch_size"] * saved["world_size"] * saved_accum
     new_eff = planned["batch_size"] * planned["world_size"] * planned["grad_accum"]
     if old_eff != new_eff:
-        return False, differences, _mismatch_text(summary, differences, old_eff, new_eff)
+        text = _mismatch_text(summary, differences, old_eff, new_eff) + accum_note
+        return False, differences, text
     if differences:
         changed = ", ".join(f"{d.field} {d.checkpoint} -> {d.planned}" for d in differences)
         text = f"{changed}: same effective batch {new_eff}, so updates are equivalent{accum_note}"
@@ -149,7 +150,7 @@ def _mismatch_text(
         new_steps = summary.steps_per_epoch * old / new
         text += f", and optimizer steps per epoch change from {summary.steps_per_epoch:g} to "
         text += f"{new_steps:g}"
-    return text + ". Resume with the saved strategy, or start anew with it as pretrained weights"
+    return text + ". Resume with the saved strategy, or start anew with it as pretrained weights."
 
 
 def _classes(summary: CheckpointSummary, planned: int | None) -> tuple[bool | None, str]:
