@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from tbx_doctor.checkpoint.pickle_reader import RestrictedUnpickler, StorageRef, TensorInfo
 from tbx_doctor.errors import InputNotFound, UnreadableInput
@@ -35,25 +36,41 @@ class RawCheckpoint:
     unsafe_globals: list[str] = field(default_factory=list)
     zip_prefix: str = ""
     little_endian: bool = True
+    stored_offsets: dict[str, int] = field(default_factory=dict)  # entry -> local header offset
 
     def read_scalars(self, tensors: list[TensorInfo]) -> list[float | int | None]:
-        """Values of one-element tensors (e.g. AdamW's `step`); None where it cannot be read."""
-        if self.container != "zip" or not tensors:
-            return [None] * len(tensors)
-        order = "<" if self.little_endian else ">"
-        values: list[float | int | None] = []
-        with zipfile.ZipFile(self.path) as archive:
-            for tensor in tensors:
+        """Values of one-element tensors (e.g. AdamW's `step`); None where it cannot be read.
+
+        Reads a few bytes per tensor straight from the (uncompressed) zip entries, without
+        parsing the central directory again.
+        """
+        values: list[float | int | None] = [None] * len(tensors)
+        if self.container != "zip":
+            return values
+        with self.path.open("rb") as handle:
+            for index, tensor in enumerate(tensors):
                 code = _STRUCT_CODES.get(tensor.dtype)
-                if code is None or tensor.numel != 1:
-                    values.append(None)
+                header = self.stored_offsets.get(f"{self.zip_prefix}data/{tensor.storage.key}")
+                if code is None or tensor.numel != 1 or header is None:
                     continue
-                start = tensor.offset * tensor.storage.itemsize
-                with archive.open(f"{self.zip_prefix}data/{tensor.storage.key}") as entry:
-                    entry.seek(start)
-                    raw = entry.read(tensor.storage.itemsize)
-                values.append(struct.unpack(order + code, raw)[0])
+                raw = _read_stored(handle, header, tensor.offset * tensor.storage.itemsize, 8)
+                size = struct.calcsize(code)
+                if len(raw) >= size:
+                    values[index] = struct.unpack(
+                        ("<" if self.little_endian else ">") + code, raw[:size]
+                    )[0]
         return values
+
+
+def _read_stored(handle: BinaryIO, header_offset: int, start: int, count: int) -> bytes:
+    """`count` bytes at `start` of a stored zip entry whose local header is at header_offset."""
+    handle.seek(header_offset)
+    header = handle.read(30)
+    if len(header) < 30 or header[:4] != _ZIP_MAGIC:
+        return b""
+    name_length, extra_length = struct.unpack("<HH", header[26:30])  # extra: torch's alignment
+    handle.seek(header_offset + 30 + name_length + extra_length + start)
+    return handle.read(count)
 
 
 def iter_tensors(obj: object) -> Iterator[TensorInfo]:
@@ -117,9 +134,13 @@ def _read_zip(path: Path) -> RawCheckpoint:
         except (zipfile.BadZipFile, OSError) as error:
             raise UnreadableInput(f"{path}: corrupt data.pkl entry ({error})") from error
         tree, unsafe = _unpickle(io.BytesIO(payload), path, "data.pkl")
-        raw = RawCheckpoint(path, "zip", tree, unsafe, prefix, byteorder != b"big")
+        infos = archive.infolist()
+        stored = {
+            i.filename: i.header_offset for i in infos if i.compress_type == zipfile.ZIP_STORED
+        }
+        raw = RawCheckpoint(path, "zip", tree, unsafe, prefix, byteorder != b"big", stored)
         if not unsafe:
-            _check_storages(raw, {info.filename: info.file_size for info in archive.infolist()})
+            _check_storages(raw, {info.filename: info.file_size for info in infos})
     return raw
 
 
