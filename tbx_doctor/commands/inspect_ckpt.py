@@ -22,27 +22,27 @@ class OutputFormat(StrEnum):
     markdown = "markdown"
 
 
+_Checkpoint = Annotated[Path, typer.Argument(help="A .pth file written by torch.save.")]
+_Epochs = Annotated[
+    int | None, typer.Option(min=0, help="Planned total epochs (the run's --epochs).")
+]
+_Batch = Annotated[int | None, typer.Option(min=1, help="Planned images per device.")]
+_Accum = Annotated[
+    int | None, typer.Option(min=1, help="Planned micro-batches per optimizer step.")
+]
+_World = Annotated[int | None, typer.Option(min=1, help="Planned number of processes (GPUs).")]
+_Classes = Annotated[int | None, typer.Option(min=1, help="Planned class-head size.")]
+_Format = Annotated[OutputFormat, typer.Option("--format", help="text (people) or json/markdown.")]
+
+
 def command(
-    checkpoint: Annotated[Path, typer.Argument(help="A .pth file written by torch.save.")],
-    epochs: Annotated[
-        int | None, typer.Option(min=0, help="Planned total epochs (the run's --epochs).")
-    ] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", min=1, help="Planned images per device.")
-    ] = None,
-    grad_accum: Annotated[
-        int | None,
-        typer.Option("--grad-accum", min=1, help="Planned micro-batches per optimizer step."),
-    ] = None,
-    world_size: Annotated[
-        int | None, typer.Option("--world-size", min=1, help="Planned number of processes (GPUs).")
-    ] = None,
-    num_classes: Annotated[
-        int | None, typer.Option("--num-classes", min=1, help="Planned class-head size.")
-    ] = None,
-    output_format: Annotated[
-        OutputFormat, typer.Option("--format", help="text for people, json for machines.")
-    ] = OutputFormat.text,
+    checkpoint: _Checkpoint,
+    epochs: _Epochs = None,
+    batch_size: _Batch = None,
+    grad_accum: _Accum = None,
+    world_size: _World = None,
+    num_classes: _Classes = None,
+    output_format: _Format = OutputFormat.text,
 ) -> None:
     """Inspect a checkpoint without running its pickle; predict a resume with the given plan.
 

@@ -184,6 +184,15 @@ def tbx_checkpoint(
             "world_size": world,
             "effective_batch": batch * accum * world,
         },
+        **_tbx_records(epochs_planned, num_classes),
+    }
+    torch.save(checkpoint, path)
+    return checkpoint
+
+
+def _tbx_records(epochs_planned: int, num_classes: int) -> dict:
+    """The descriptive part of a tbx-train checkpoint: config, dataset, metrics, env."""
+    return {
         "config": {
             "model": {"num_classes": num_classes, "num_queries": 900},
             "data": {"root": "/data/TBX11K"},
@@ -204,5 +213,3 @@ def tbx_checkpoint(
             "saved_at": "2026-11-25T18:00:00Z",
         },
     }
-    torch.save(checkpoint, path)
-    return checkpoint
