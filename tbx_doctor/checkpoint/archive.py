@@ -104,11 +104,26 @@ def read_checkpoint(path: Path) -> RawCheckpoint:
     raise UnreadableInput(f"{path}: not a checkpoint (neither a torch.save zip nor a pickle)")
 
 
+# What a corrupt pickle can raise while only inert stand-ins run (nothing here runs user code).
+_CORRUPT = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    MemoryError,
+    RecursionError,
+)
+
+
 def _unpickle(data: io.BufferedIOBase, path: Path, what: str) -> tuple[object, list[str]]:
     unpickler = RestrictedUnpickler(data)
     try:
         tree = unpickler.load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError) as error:
+    except _CORRUPT as error:
         if unpickler.unsafe_globals:  # refused names explain the failure better than the error
             return None, unpickler.unsafe_globals
         raise UnreadableInput(f"{path}: truncated or corrupt {what} ({error})") from error

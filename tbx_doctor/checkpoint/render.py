@@ -87,9 +87,11 @@ def _steps(s: CheckpointSummary) -> str:
     if s.global_step is not None:
         text += f", global_step {s.global_step}"
     if s.steps_per_epoch is not None:
-        text += f" ({s.steps_per_epoch:g} per epoch"
+        text += f" ({s.steps_per_epoch:g} per finished epoch"
         if s.grad_accum:
-            text += f", {s.steps_per_epoch * s.grad_accum:g} micro-batches per epoch"
+            text += f", {s.steps_per_epoch * s.grad_accum:g} micro-batches per epoch per process"
+        if s.effective_batch:
+            text += f", about {s.steps_per_epoch * s.effective_batch:g} images per epoch"
         text += ")"
     return text
 

@@ -8,6 +8,7 @@ Deformable DETR, DN/DAB-DETR), `unknown` (e.g. a bare state dict).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,20 @@ def _int(value: object) -> int | None:
     return value if type(value) is int else None
 
 
+def _number(value: object) -> float | None:
+    """A finite int or float (a crafted or corrupt pickle may hold anything)."""
+    if type(value) in (int, float) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _items(value: object) -> list:
+    """Values of a dict or items of a list/tuple; [] for anything else."""
+    if isinstance(value, dict):
+        return list(value.values())
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
 def _progress(tree: dict, args: dict) -> dict[str, Any]:
     epoch = _int(tree.get("epoch"))
     if tree.get("format") == "tbx-train":
@@ -163,12 +178,12 @@ def _progress(tree: dict, args: dict) -> dict[str, Any]:
 def _optimizer_facts(raw: RawCheckpoint, optimizer: object) -> dict[str, Any]:
     if not isinstance(optimizer, dict):
         return {"has_optimizer": False}
-    groups = optimizer.get("param_groups") or []
-    lrs = tuple(float(g["lr"]) for g in groups if isinstance(g, dict) and "lr" in g)
-    states = [s for s in (optimizer.get("state") or {}).values() if isinstance(s, dict)]
+    groups = [g for g in _items(optimizer.get("param_groups")) if isinstance(g, dict)]
+    lrs = tuple(lr for lr in (_number(g.get("lr")) for g in groups) if lr is not None)
+    states = [s for s in _items(optimizer.get("state")) if isinstance(s, dict)]
     steps = [s["step"] for s in states if "step" in s]
     tensors = [s for s in steps if isinstance(s, TensorInfo)]
-    values = [s for s in steps if isinstance(s, (int, float))] + raw.read_scalars(tensors)
+    values = [_number(v) for v in [*steps, *raw.read_scalars(tensors)]]
     known = [int(v) for v in values if v is not None]
     moments = [s["exp_avg"] for s in states if isinstance(s.get("exp_avg"), TensorInfo)]
     return {
@@ -183,13 +198,14 @@ def _schedule_facts(scheduler: object, args: dict) -> dict[str, Any]:
     facts: dict[str, Any] = {"args_lr_drop": _int(args.get("lr_drop"))}
     if not isinstance(scheduler, dict):
         return facts
+    # MultiStepLR keeps milestones as a Counter {epoch: count}; keys are the epochs.
     milestones = scheduler.get("milestones")
-    gamma = scheduler.get("gamma")
+    epochs = list(milestones) if isinstance(milestones, (dict, list, tuple)) else []
     facts.update(
         has_lr_scheduler=True,
         lr_step_size=_int(scheduler.get("step_size")),
-        lr_milestones=tuple(sorted(int(m) for m in milestones)) if milestones else None,
-        lr_gamma=float(gamma) if isinstance(gamma, (int, float)) else None,
+        lr_milestones=tuple(sorted(e for e in epochs if type(e) is int)) if epochs else None,
+        lr_gamma=_number(scheduler.get("gamma")),
         lr_last_epoch=_int(scheduler.get("last_epoch")),
     )
     return facts
