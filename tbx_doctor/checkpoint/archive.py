@@ -23,6 +23,8 @@ from tbx_doctor.errors import InputNotFound, UnreadableInput
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C  # torch.serialization.MAGIC_NUMBER
 _ZIP_MAGIC = b"PK\x03\x04"
+# A DINO checkpoint's data.pkl is ~150 kB; a far larger one (e.g. a zip bomb) is refused unread.
+MAX_PICKLE_BYTES = 256 * 1024 * 1024
 _STRUCT_CODES = {"float64": "d", "float32": "f", "float16": "e", "int64": "q", "int32": "i"}
 
 
@@ -144,6 +146,12 @@ def _read_zip(path: Path) -> RawCheckpoint:
             raise UnreadableInput(f"{path}: zip archive without data.pkl, not a torch.save file")
         prefix = pickles[0][: -len("data.pkl")]
         byteorder = archive.read(prefix + "byteorder") if prefix + "byteorder" in names else b""
+        declared = archive.getinfo(pickles[0]).file_size
+        if declared > MAX_PICKLE_BYTES:
+            raise UnreadableInput(
+                f"{path}: data.pkl declares {declared:,} bytes (limit {MAX_PICKLE_BYTES:,}); "
+                "not read"
+            )
         try:
             payload = archive.read(pickles[0])
         except (zipfile.BadZipFile, OSError) as error:

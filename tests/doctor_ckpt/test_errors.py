@@ -84,3 +84,11 @@ def test_truncated_legacy_checkpoint(tmp_path: Path) -> None:
     cut = tmp_path / "cut.pth"
     cut.write_bytes(path.read_bytes()[:150])
     assert "truncated or corrupt legacy" in _reason(cut)
+
+
+def test_oversized_pickle_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tbx_doctor.checkpoint import archive
+
+    path = _small(tmp_path / "big.pth")
+    monkeypatch.setattr(archive, "MAX_PICKLE_BYTES", 16)
+    assert "data.pkl declares" in _reason(path)
