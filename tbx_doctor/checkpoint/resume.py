@@ -76,7 +76,10 @@ def predict_resume(
     return ResumePrediction(given, planned_epochs, *epoch_facts, *strategy, *classes)
 
 
-def _epochs(summary: CheckpointSummary, epochs: int | None, from_plan: bool) -> tuple:
+_EpochFacts = tuple[int | None, int, int | None, int | None, int | None, bool | None, str]
+
+
+def _epochs(summary: CheckpointSummary, epochs: int | None, from_plan: bool) -> _EpochFacts:
     """(start_epoch, start_iteration, first, last, to_run, trains, arithmetic)."""
     iteration = summary.next_iteration or 0
     if summary.epoch is None:
