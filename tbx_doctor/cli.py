@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typer
 
+from tbx_doctor.commands import inspect_ckpt
+
 app = typer.Typer(
     name="tbx-doctor",
     help="Diagnose SLURM training jobs (DINO / DETR family, tbx-train) from their logs and "
@@ -22,6 +24,9 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Keep sub-command names explicit even while only one command is registered."""
+
+
+app.command("inspect-ckpt")(inspect_ckpt.command)
 
 
 def main() -> None:
