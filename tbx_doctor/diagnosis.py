@@ -12,6 +12,7 @@ from tbx_doctor.collect import collect_jobs
 from tbx_doctor.extract import build_facts, parse_clock
 from tbx_doctor.facts import JobFacts
 from tbx_doctor.findings import Finding
+from tbx_doctor.parsing.patterns import CANCELLED_AT
 from tbx_doctor.profile import Profile
 from tbx_doctor.rules import run_rules
 
@@ -80,6 +81,13 @@ def _iso(line) -> str | None:
     return clock.isoformat() if clock else (line.text.split(":", 1)[1].strip() if line else None)
 
 
+def _slurm_time(line) -> str | None:
+    if line is None:
+        return None
+    match = CANCELLED_AT.search(line.text)
+    return match.group(1) if match else None
+
+
 def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
     """DESIGN 4.3 `run`: what was measured (None where the files do not say)."""
     trained = facts.trained_epochs
@@ -88,7 +96,7 @@ def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
         "job_id": facts.job_id,
         "node": facts.node,
         "start_time": _iso(facts.start),
-        "end_time": _iso(facts.end),
+        "end_time": _iso(facts.end) if facts.end else _slurm_time(facts.slurm_end),
         "wall_seconds": facts.wall_seconds,
         "eval_only": facts.eval_only is not None,
         "path": decision.mode if decision else None,
@@ -115,6 +123,7 @@ def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
         "training_time_seconds": facts.training_time,
         "end_reason": _end_reason(facts, findings),
         "output_dir": facts.output_dir,
+        "missing_files": list(facts.missing),
     }
 
 

@@ -12,7 +12,7 @@ from tbx_doctor.collect import JobFiles, relocate
 from tbx_doctor.facts import Decision, EpochFacts, JobFacts
 from tbx_doctor.parsing import patterns as P
 from tbx_doctor.parsing.logscan import EpochProgress, Line, LogScan, scan_log
-from tbx_doctor.parsing.outputs import OutputDir, parse_duration, read_output_dir
+from tbx_doctor.parsing.outputs import EpochRecord, OutputDir, parse_duration, read_output_dir
 from tbx_doctor.sources import SourceContext, SourceFinder
 
 RUNNING_GRACE_SECONDS = 600.0  # a log touched this recently, with no ending, may be running
@@ -27,6 +27,22 @@ def merge_events(scans: list[LogScan]) -> tuple[dict[str, tuple[Line, ...]], dic
             signals.setdefault(kind, []).extend(events.all())
             counts[kind] = counts.get(kind, 0) + events.count
     return {k: tuple(v) for k, v in signals.items()}, counts
+
+
+SLURM_ENDINGS = ("time_limit", "cancelled", "preempted", "node_fail")
+
+
+def slurm_end(signals: dict[str, tuple[Line, ...]]) -> tuple[Line | None, datetime | None]:
+    """SLURM's cancellation line and its `CANCELLED AT <iso time>` (no End Time follows it)."""
+    for kind in SLURM_ENDINGS:
+        for line in signals.get(kind, ()):
+            match = P.CANCELLED_AT.search(line.text)
+            if match:
+                try:
+                    return line, datetime.fromisoformat(match.group(1))
+                except ValueError:
+                    return line, None
+    return None, None
 
 
 def parse_clock(line: Line | None) -> datetime | None:
@@ -102,7 +118,28 @@ def epochs_from(scans: list[LogScan], output: OutputDir | None) -> tuple[EpochFa
         for epoch, progress in scan.epochs.items():
             merged.setdefault(epoch, progress)
         aps.update({r.epoch: r for r in scan.aps if r.epoch is not None})
+    if not merged and not scans and output is not None:
+        # An output directory given alone: its log.txt is the only record of the epochs.
+        return tuple(_record_facts(r) for r in sorted(output.records, key=lambda r: r.epoch))
     return tuple(_epoch_facts(merged[e], output, aps) for e in sorted(merged))
+
+
+def _record_facts(record: EpochRecord) -> EpochFacts:
+    return EpochFacts(
+        epoch=record.epoch,
+        iterations=None,
+        first_iter=-1,
+        last_iter=-1,
+        finished=True,
+        loss_first=None,
+        loss_mean=record.train_loss,
+        loss_peak=None,
+        seconds=record.seconds,
+        ap=record.ap,
+        first=record.line,
+        last=record.line,
+        ap_line=record.line,
+    )
 
 
 def find_output_dir(job: JobFiles, args: dict[str, str], signals: dict) -> Path | None:
@@ -159,11 +196,15 @@ def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> J
     decisions = decisions_from(signals, args)
     start, end = (signals.get(k, (None,))[0] for k in ("start_time", "end_time"))
     t0, t1 = parse_clock(start), parse_clock(end)
+    slurm_line, slurm_time = slurm_end(signals)
+    # Cluster banners print local time without a zone and SLURM prints local ISO time.
+    t1 = t1 or slurm_time
     train_time = signals.get("training_time", ())
     job_id, node = _identity(job, signals)
     facts = JobFacts(
         files=tuple(str(p) for p in job.logs) + ((str(out_path),) if out_path else ()),
         job_id=job_id,
+        slurm_end=slurm_line,
         node=node,
         start=start,
         end=end,
@@ -209,5 +250,10 @@ def _with_source(facts: JobFacts, job: JobFiles, given: list[Path], signals: dic
     if decision is None or decision.mode != "resume" or facts.eval_only:
         return facts
     root = _first_value(signals.get("project_root", ()))
-    ctx = SourceContext(job.logs[0].parent if job.logs else None, root, given)
-    return replace(facts, source=SourceFinder().find(decision, ctx))
+    anchor = job.logs[0].parent if job.logs else (job.output_dir.parent if job.output_dir else None)
+    source = SourceFinder().find(decision, SourceContext(anchor, root, given))
+    facts = replace(facts, source=source)
+    if not job.logs and source.epoch is not None:
+        # log.txt of a resumed run is cumulative: keep the epochs this run trained itself.
+        facts = replace(facts, epochs=tuple(e for e in facts.epochs if e.epoch > source.epoch))
+    return facts

@@ -87,7 +87,8 @@ class JobFacts:
     job_id: str | None = None
     node: str | None = None
     start: Line | None = None
-    end: Line | None = None
+    end: Line | None = None  # the job's own end banner ("End Time: ...")
+    slurm_end: Line | None = None  # SLURM's cancellation line (time limit, scancel, ...)
     wall_seconds: float | None = None
     eval_only: Line | None = None
     decisions: tuple[Decision, ...] = ()

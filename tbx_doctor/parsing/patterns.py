@@ -177,6 +177,7 @@ PLAN_PAIR = re.compile(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S+)")
 CKPT_EPOCH = re.compile(r"\(epoch (-?\d+)(?:, iteration (\d+))?\)")
 EFFECTIVE_BATCH = re.compile(r"Effective Batch Size: (\d+) \((\d+) per GPU × (\d+) accumulation")
 DURATION = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
+CANCELLED_AT = re.compile(r"CANCELLED AT (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
 JOB_ID_IN_NAME = re.compile(r"(?<!\d)(\d{4,})(?!\d)")
 
 
