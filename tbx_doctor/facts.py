@@ -121,8 +121,12 @@ class JobFacts:
     @property
     def decision(self) -> Decision | None:
         """The path actually taken: resume beats pretrained (DINO ignores the latter then)."""
-        by_mode = {d.mode: d for d in self.decisions}
-        return by_mode.get("resume") or by_mode.get("pretrained") or by_mode.get("fresh")
+        for mode in ("resume", "pretrained", "fresh"):
+            chosen = [d for d in self.decisions if d.mode == mode]
+            if chosen:
+                # A line that states the source epoch (tbx-train) is the better evidence.
+                return next((d for d in chosen if d.source_epoch is not None), chosen[0])
+        return None
 
     @property
     def trained_epochs(self) -> tuple[EpochFacts, ...]:

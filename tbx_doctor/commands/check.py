@@ -40,7 +40,9 @@ def command(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Job logs (.out/.err, plain or .gz) or run output directories.", show_default=False
+            help="Job logs (.out/.err, plain or .gz) or run output directories.",
+            metavar="PATH",
+            show_default=False,
         ),
     ],
     expect: Annotated[

@@ -258,6 +258,10 @@ class _Scanner:
         if kind == "slurm_cancel":
             kind = P.slurm_cancel_kind(decode(buf[pos:nl])[0])
         line = self.add(kind, buf[pos:nl])
+        if kind == "exception":  # "torch.OutOfMemoryError: CUDA out of memory": both kinds
+            inner, inner_kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
+            if inner is not None and inner_kind not in ("iteration", "test_line"):
+                self.add(inner_kind, buf[pos:nl])
         if kind == "ap_line":
             self.ap(line)
         elif kind not in ("nonfinite", "command", "namespace") and P.NONFINITE_FIELD.search(
