@@ -43,7 +43,8 @@ def _progress(facts: JobFacts) -> str:
     )
     if last is not None and not last.finished and last.iterations:
         text += (
-            f" Epoch {last.epoch} was cut at {last.last_iter + 1} of {last.iterations} iterations."
+            f" Epoch {last.epoch} was cut after iteration {last.last_iter} of {last.iterations}"
+            " (the last one printed); its progress is lost unless a mid-epoch checkpoint was saved."
         )
     return text
 

@@ -64,7 +64,8 @@ def test_39685032_cancelled_mid_epoch_25_with_stale_banner(real_logs):
     assert run["last_iteration"] == 1050 and run["end_reason"] == "cancelled"
     cancelled = next(f for f in report["findings"] if f["code"] == "cancelled")
     assert "DUE to SIGNAL Terminated" in cancelled["evidence"][0]["text"]
-    assert "cut at 1051 of 6888 iterations" in cancelled["explanation"]
+    assert "cut after iteration 1050 of 6888" in cancelled["explanation"]
+    assert report["findings"][0]["code"] == "cancelled"  # how it ended heads the report
 
 
 @pytest.mark.parametrize(
