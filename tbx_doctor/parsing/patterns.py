@@ -30,9 +30,9 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ("node_fail", (b"NODE_FAIL", b"ode failure"), rb"NODE_FAIL|[Nn]ode failure"),
     (
         "host_oom",
-        (b"oom-kill", b"oom_kill", b"emory limit", b"Out of memory: Kill"),
+        (b"oom-kill", b"oom_kill", b"emory limit", b"Out of memory: Kill", b"Out Of Memory"),
         rb"oom[-_]kill event|[Ee]xceeded (?:job|step) memory limit|exceeded memory limit \("
-        rb"|Out of memory: Kill",
+        rb"|Out of memory: Kill|task \d+: Out Of Memory",
     ),
     (
         "killed",
