@@ -166,3 +166,12 @@ def test_parse_duration_with_days():
     assert parse_duration("1 day, 2:03:04") == 93784
     assert parse_duration("0:19:12") == 1152
     assert parse_duration("garbage") is None
+
+
+def test_gzip_bomb_line_is_read_in_bounded_blocks(tmp_path):
+    path = tmp_path / "a.out.gz"
+    path.write_bytes(gzip.compress(b"x" * (40 * 1024 * 1024) + b"\nStart training\n"))
+    status = ReadStatus(path)
+    sizes = [len(buf) for buf, _, _ in iter_chunks(path, status, size=1 << 20)]
+    assert scan_log(path).first("start_training").line == 2
+    assert max(sizes) <= 17 * 1024 * 1024 and not status.truncated  # the line is capped
