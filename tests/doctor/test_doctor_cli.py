@@ -217,3 +217,15 @@ def test_fast_path_matches_typer_path(incident, capsys):
     # Options it does not know are left to typer (usage message, exit 2).
     assert fast.run(["check", log, "--format", "yaml"]) is None
     assert fast.run(["check", "--help"]) is None and fast.run(["codes"]) is None
+
+
+def test_missing_note_names_a_local_checkpoint(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(INCIDENT / "train_tbx11k_39581627.out", logs)
+    run_dir = tmp_path / "outputs" / "tbx11k_run_39543743"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pth").write_bytes(b"not read by check")
+    _, report = run_check(logs / "train_tbx11k_39581627.out")
+    text = report["findings"][0]["explanation"]
+    assert f"{run_dir / 'checkpoint.pth'} exists; read it with inspect-ckpt" in text
