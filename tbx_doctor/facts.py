@@ -145,5 +145,6 @@ class JobFacts:
             "sigusr1",
             "plan_refused",
             "task_failed",
+            "killed",
         )
         return bool(self.end or self.training_time_line or any(self.signal(k) for k in kinds))

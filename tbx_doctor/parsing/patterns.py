@@ -36,8 +36,8 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     (
         "killed",
-        (b"SIGKILL", b"exitcode: -9", b" Killed "),
-        rb"[Ss]ignal 9 \(SIGKILL\)|exitcode: -9\b|\d Killed +\S",
+        (b"SIGKILL", b"exitcode", b" Killed "),
+        rb"[Ss]ignal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|\d Killed +\S",
     ),
     (
         "task_failed",

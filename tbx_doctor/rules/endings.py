@@ -76,12 +76,13 @@ def check_endings(facts: JobFacts, profile: Profile) -> list[Finding]:
                 "Ask for more --mem, or lower --num_workers / cache sizes in the data loader.",
             )
         )
-    tasks = facts.signal("task_failed")
+    # A SIGKILL without any memory message: report the kill itself, no cause is proved.
+    tasks = facts.signal("task_failed") or (facts.signal("killed") if not oom else ())
     if tasks:
         found.append(
             finding(
                 "task-failed",
-                "srun reported a failed task",
+                "A task failed or was killed",
                 tasks[:3],
                 f"{where(tasks[0])}: `{tasks[0].text.strip()}`.",
                 "Read the task's traceback above the srun line (or in the .err file).",

@@ -175,6 +175,9 @@ def test_hook_writes_report_beside_log(incident):
     assert report_path(log).name == "train_tbx11k_39581627.doctor.json"
     assert written["verdict"] == "failed"
     assert CliRunner().invoke(app, ["hook", "--log", str(log), "--strict"]).exit_code == 1
+    profile = ["--profile", str(REPO / "fixtures/profiles/incident.toml")]
+    assert CliRunner().invoke(app, ["hook", "--log", str(log), *profile]).exit_code == 0
+    assert "unexpected-resume" in report_path(log).read_text()
 
 
 def test_hook_finds_log_from_slurm_environment(tmp_path):

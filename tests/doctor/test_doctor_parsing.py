@@ -175,3 +175,16 @@ def test_gzip_bomb_line_is_read_in_bounded_blocks(tmp_path):
     sizes = [len(buf) for buf, _, _ in iter_chunks(path, status, size=1 << 20)]
     assert scan_log(path).first("start_training").line == 2
     assert max(sizes) <= 17 * 1024 * 1024 and not status.truncated  # the line is capped
+
+
+def test_torchrun_sigkill_without_memory_message_is_a_failed_task(tmp_path):
+    from conftest import codes_of, run_check
+
+    path = tmp_path / "train_8.out"
+    path.write_text(
+        "Start training\n[ERROR] failed (exitcode: -9) local_rank: 0 (pid: 77)\n"
+        "  exitcode  : -9 (pid: 77)\n"
+    )
+    _, report = run_check(path)
+    assert codes_of(report).get("task-failed") == "error"
+    assert "incomplete-log" not in codes_of(report)
