@@ -174,9 +174,10 @@ def _identity(job: JobFiles, signals: dict) -> tuple[str | None, str | None]:
 
 
 def _still_growing(job: JobFiles, ended: bool, now: float) -> bool:
-    if ended or not job.logs:
+    plain = [p for p in job.logs if not p.name.endswith(".gz")]  # a .gz is never written live
+    if ended or not plain:
         return False
-    newest = max(p.stat().st_mtime for p in job.logs)
+    newest = max(p.stat().st_mtime for p in plain)
     return now - newest < RUNNING_GRACE_SECONDS
 
 
