@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, codes_of, run_check
+from doctor_helpers import REPO, codes_of, run_check
 from doctor_logtext import healthy, write_log
 from typer.testing import CliRunner
 

@@ -178,7 +178,7 @@ def test_gzip_bomb_line_is_read_in_bounded_blocks(tmp_path):
 
 
 def test_torchrun_sigkill_without_memory_message_is_a_failed_task(tmp_path):
-    from conftest import codes_of, run_check
+    from doctor_helpers import codes_of, run_check
 
     path = tmp_path / "train_8.out"
     path.write_text(

@@ -19,7 +19,7 @@ What each file shows (read by hand, see ../shared/real-logs/README.md):
 from __future__ import annotations
 
 import pytest
-from conftest import codes_of, run_check
+from doctor_helpers import codes_of, run_check
 
 pytestmark = pytest.mark.real_logs
 
