@@ -1,1 +1,1 @@
-"""tbx-doctor sub-commands, one module each; tbx_doctor/cli.py registers them."""
+"""tbx-doctor sub-commands: one module each, exposing a typer-annotated `command`."""
