@@ -7,6 +7,7 @@ Exit codes (all commands): 0 no error-level finding, 1 at least one, 2 the tool 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -36,7 +37,12 @@ app.command("inspect-ckpt")(inspect_ckpt.command)
 
 def main() -> None:
     """Console-script entry point: check/hook take the fast path (see commands/fast.py)."""
-    code = fast.run(sys.argv[1:])
-    if code is not None:
-        raise SystemExit(code)
-    app()
+    try:
+        code = fast.run(sys.argv[1:])
+        if code is not None:
+            raise SystemExit(code)
+        app()
+    except BrokenPipeError:
+        # `tbx-doctor check x.out | head`: the reader left; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
