@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from tbx_doctor.commands import check, codes, fast, history, hook
+from tbx_doctor.commands import check, codes, fast, history, hook, watch
 
 app = typer.Typer(
     name="tbx-doctor",
@@ -32,6 +32,7 @@ app.command("check")(check.command)
 app.command("codes")(codes.command)
 app.command("hook")(hook.command)
 app.command("history")(history.command)
+app.command("watch")(watch.command)
 
 
 def main() -> None:

@@ -1,0 +1,142 @@
+"""`tbx-doctor watch`: a writer thread grows a log line by line; findings come in order, on time."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from history_helpers import REPO, epoch_lines, iteration
+from typer.testing import CliRunner
+
+from tbx_doctor.cli import app
+from tbx_doctor.profile import Profile
+from tbx_doctor.watch import Event, Watcher, WatchOptions
+
+BANNER = ["Job ID: 4242", "Start Time: Mon Nov 17 10:00:00 MST 2025", "Training from scratch"]
+FAST = dict(interval=0.02, timeout=10.0)
+
+
+class Writer(threading.Thread):
+    """Append (delay, lines) steps to `path`; record when each step's last line was written."""
+
+    def __init__(self, path: Path, steps: list[tuple[float, list[str]]]) -> None:
+        super().__init__(daemon=True)
+        self.path, self.steps = path, steps
+        self.written: list[float] = []
+
+    def run(self) -> None:
+        for delay, lines in self.steps:
+            time.sleep(delay)
+            with self.path.open("a") as handle:
+                handle.write("".join(line + "\n" for line in lines))
+            self.written.append(time.time())
+
+
+def watch(path: Path, steps, **options) -> tuple[int, list[Event], Watcher, Writer]:
+    events: list[Event] = []
+    writer = Writer(path, steps)
+    watcher = Watcher(path, WatchOptions(**{**FAST, **options}), Profile(), events.append)
+    writer.start()
+    code = watcher.run()
+    writer.join()
+    return code, events, watcher, writer
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e.code or e.kind for e in events if e.kind in ("finding", "end", "timeout")]
+
+
+def test_stall_then_nan_then_end_in_order_and_on_time(tmp_path):
+    log = tmp_path / "train_4242.out"
+    nan_line = iteration(0, 10, 20, float("nan"))
+    steps = [
+        (0.0, BANNER),
+        (0.05, ["Start training"]),
+        (0.6, [iteration(0, 0, 20, 2.1)]),
+        (0.15, [nan_line]),
+        (0.15, ["Training time 0:00:05", "End Time: Mon Nov 17 10:00:05 MST 2025"]),
+    ]
+    code, events, watcher, writer = watch(log, steps, stall_minutes=0.005)
+    order = kinds(events)
+    assert order.index("training-stalled") < order.index("nan-loss") < order.index("end")
+    stalled = next(e for e in events if e.code == "training-stalled")
+    # Start training written at writer.written[1]; the warning needs 0.3 s of silence.
+    delay = watcher.started + stalled.at - writer.written[1]
+    assert 0.3 <= delay < 1.0  # generous upper bound: 2 shared cores
+    nan = next(e for e in events if e.code == "nan-loss")
+    assert watcher.started + nan.at - writer.written[3] < 0.6
+    starts = next(e for e in events if e.kind == "checklist" and "Training starts" in e.text)
+    assert starts.status == "pass" and starts.at <= nan.at
+    assert code == 1 and order[-1] == "end"
+
+
+def test_waits_for_the_log_and_rereads_a_truncated_one(tmp_path):
+    log = tmp_path / "train_4243.out"
+
+    def truncate_then_finish() -> None:
+        time.sleep(0.25)
+        log.write_text("\n".join([*BANNER, "Start training", *epoch_lines(0)]) + "\n")
+        time.sleep(0.15)
+        log.write_text("\n".join(BANNER) + "\n")  # truncated and rewritten
+        time.sleep(0.15)
+        with log.open("a") as handle:
+            handle.write("Training time 0:00:00\n")
+
+    events: list[Event] = []
+    thread = threading.Thread(target=truncate_then_finish, daemon=True)
+    watcher = Watcher(log, WatchOptions(**FAST), Profile(), events.append)
+    thread.start()
+    watcher.run()
+    thread.join()
+    order = [e.kind for e in events]
+    assert order[0] == "waiting" and order[1] == "appeared"
+    assert "truncated" in order and order[-1] == "end"
+    # Said when it changes only: passed on the first version, failed on the rewritten one.
+    starts = [e.status for e in events if "Training starts" in e.text]
+    assert starts == ["pass", "fail"]
+
+
+def test_loss_stuck_at_zero_with_class_error_100(tmp_path):
+    zeros = [iteration(0, i, 400, 0.0) for i in range(0, 120, 10)]
+    steps = [(0.0, [*BANNER, "Start training"]), (0.1, zeros), (0.2, ["Training time 0:01:00"])]
+    code, events, _, _ = watch(tmp_path / "train_1.out", steps, zero_loss_iterations=100)
+    assert "loss-stuck-zero" in kinds(events) and code == 0  # a warning, not an error
+    healthy = [iteration(0, i, 400, 1.5) for i in range(0, 120, 10)]
+    steps = [(0.0, [*BANNER, "Start training"]), (0.1, healthy), (0.2, ["Training time 0:01:00"])]
+    _, events, _, _ = watch(tmp_path / "train_2.out", steps, zero_loss_iterations=100)
+    assert "loss-stuck-zero" not in kinds(events)
+
+
+def test_time_limit_near_from_slurm_end_time_in_env_dump(tmp_path):
+    end = int(time.time()) + 2
+    env = ["{", f'  "SLURM_JOB_END_TIME": "{end}",', "}"]
+    steps = [
+        (0.0, [*BANNER, *env, "Start training", iteration(0, 0, 6888, 2.0)]),
+        (0.1, [iteration(0, 10, 6888, 2.0)]),
+    ]
+    code, events, watcher, _ = watch(
+        tmp_path / "train_3.out", steps, margin_minutes=1 / 60, timeout=1.5
+    )
+    near = next(e for e in events if e.code == "time-limit-near")
+    # Warned once less than the 1 s margin was left, not before.
+    assert end - 1.0 <= watcher.started + near.at < end
+    assert kinds(events)[-2:] == ["time-limit-near", "timeout"] and code == 0
+
+
+def test_timeout_stops_a_silent_job(tmp_path):
+    steps = [(0.0, [*BANNER, "Start training", iteration(0, 0, 20, 2.0)])]
+    code, events, _, _ = watch(tmp_path / "train_5.out", steps, timeout=0.3)
+    assert events[-1].kind == "timeout" and 0.3 <= events[-1].at < 1.0 and code == 0
+
+
+def test_cli_watch_on_an_ended_job_exits_like_check():
+    log = REPO / "fixtures" / "incident" / "train_tbx11k_39581627.out"
+    result = CliRunner().invoke(app, ["watch", str(log), "--interval", "0.01"])
+    assert result.exit_code == 1
+    assert "ERROR zero-epochs" in result.stdout and "end: job ended" in result.stdout
+
+
+def test_cli_watch_bad_time_limit_is_exit_2(tmp_path):
+    result = CliRunner().invoke(app, ["watch", str(tmp_path / "x.out"), "--time-limit", "4h"])
+    assert result.exit_code == 2
