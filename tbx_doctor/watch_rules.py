@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tbx_doctor.errors import DoctorError
 from tbx_doctor.facts import JobFacts
+from tbx_doctor.findings import Finding
 from tbx_doctor.parsing.logscan import Line
 from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
 from tbx_doctor.rules.describe import minutes, where
@@ -29,15 +30,12 @@ END_TIME_KEY = b"SLURM_JOB_END_TIME"
 
 
 @dataclass(frozen=True)
-class EarlyWarning:
-    """Same fields as `findings.Finding` (so reports render both alike)."""
+class EarlyWarning(Finding):
+    """A `Finding` whose code is one of WATCH_CODES (check's CODES stay check's own)."""
 
-    code: str
-    severity: str
-    title: str
-    evidence: tuple[Line, ...]
-    explanation: str
-    fix: str
+    def __post_init__(self) -> None:
+        if self.code not in WATCH_CODES:
+            raise ValueError(f"unknown watch code {self.code!r}")
 
 
 @dataclass(frozen=True)
