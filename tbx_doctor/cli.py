@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from tbx_doctor.commands import check, codes, fast, history, hook, watch
+from tbx_doctor.commands import check, codes, fast, history, hook, profile_learn, watch
 
 app = typer.Typer(
     name="tbx-doctor",
@@ -33,6 +33,7 @@ app.command("codes")(codes.command)
 app.command("hook")(hook.command)
 app.command("history")(history.command)
 app.command("watch")(watch.command)
+app.add_typer(profile_learn.app, name="profile")
 
 
 def main() -> None:
