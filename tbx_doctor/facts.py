@@ -113,6 +113,7 @@ class JobFacts:
     still_growing: bool = False  # modified recently and no ending seen: the job may be running
     output_dir: str | None = None
     iterations_seen: int = 0
+    eval_ap: float | None = None  # AP@[.5:.95] of an evaluation that followed no training
     missing: tuple[str, ...] = ()  # companion files looked for and not found
 
     def signal(self, kind: str) -> tuple[Line, ...]:
@@ -145,5 +146,6 @@ class JobFacts:
             "sigusr1",
             "plan_refused",
             "task_failed",
+            "killed",
         )
         return bool(self.end or self.training_time_line or any(self.signal(k) for k in kinds))

@@ -38,6 +38,8 @@ def _check_parser() -> _Parser:
 def _hook_parser() -> _Parser:
     parser = _Parser(prog="tbx-doctor hook", add_help=False, allow_abbrev=False)
     parser.add_argument("--log", type=Path)
+    parser.add_argument("--expect", choices=EXPECT)
+    parser.add_argument("--profile", type=Path)
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--no-strict", dest="strict", action="store_false")
     return parser
@@ -64,4 +66,4 @@ def run(argv: list[str]) -> int | None:
         return check.run(ns.paths, ns.expect, ns.profile, ns.format, ns.strict)
     from tbx_doctor.commands import hook
 
-    return hook.run(ns.log, ns.strict)
+    return hook.run(ns.log, ns.strict, ns.expect, ns.profile)

@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from tbx_doctor.commands.check import exit_code
+from tbx_doctor.commands.check import Expect, exit_code
 from tbx_doctor.errors import DoctorError, InputNotFound
 
 TOP_FINDINGS = 3
@@ -76,12 +76,18 @@ def command(
     strict: Annotated[
         bool, typer.Option(help="Exit 1 on warning/error findings, 2 if no log is found.")
     ] = False,
+    expect: Annotated[
+        Expect | None, typer.Option(help="The path the run should have taken.")
+    ] = None,
+    profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
 ) -> None:
     """Post-job hook: diagnose the log, write <stem>.doctor.json beside it, print a summary."""
-    raise typer.Exit(run(log, strict))
+    raise typer.Exit(run(log, strict, expect.value if expect else None, profile))
 
 
-def run(log: Path | None, strict: bool) -> int:
+def run(
+    log: Path | None, strict: bool, expect: str | None = None, profile: Path | None = None
+) -> int:
     """Diagnose, write the JSON report, print the summary; return the exit code."""
     from tbx_doctor import report
     from tbx_doctor.diagnosis import diagnose
@@ -90,7 +96,7 @@ def run(log: Path | None, strict: bool) -> int:
     try:
         path = log or find_job_log(dict(os.environ), Path.cwd())
         # The hook runs after the trainer ended: the log is complete even if just written.
-        reports = diagnose([path], load_profile(), log_complete=True)
+        reports = diagnose([path], load_profile(profile, expect), log_complete=True)
     except DoctorError as exc:
         print(f"tbx-doctor hook: {exc}", file=sys.stderr)
         return 2 if strict else 0

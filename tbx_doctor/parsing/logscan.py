@@ -154,39 +154,77 @@ class _Scanner:
         return Line(self.label, lineno or self.lineno, text)
 
     def feed(self, buf: bytes, pos: int, end: int) -> None:
-        """Scan buf[pos:end]. Hot path inlined: iteration lines of the current epoch and `Test:`
-        lines (~95% of a real log) cost a prefix test and two bounded finds, no call."""
+        """Scan buf[pos:end]. Hot path inlined with local state: iteration lines of the current
+        epoch and `Test:` lines (~95% of a real log) cost a prefix test and two bounded finds."""
         startswith, find, first, scan = buf.startswith, buf.find, pos, self.scan
         prefix, progress = self.current_prefix, self.current
+        lineno, count, phase = self.lineno, progress.lines if progress else 0, scan.last_phase
+        last_pos, last_end, last_no, tests = -1, -1, 0, 0
         while pos < end:
             nl = find(b"\n", pos, end)
             if nl < 0:
                 nl = end
-            self.lineno += 1
+            lineno += 1
             if progress is not None and startswith(prefix, pos):
-                progress.lines += 1
+                count += 1
+                last_pos, last_end, last_no, phase = pos, nl, lineno, "train"
                 # The total `loss` is the first loss field and the sum of all terms: a NaN/inf
                 # anywhere shows there, so only the line's head is searched (lines are ~4 KB).
                 head = pos + LOSS_WINDOW if pos + LOSS_WINDOW < nl else nl
-                if find(b"nan", pos, head) >= 0 or find(b"inf", pos, head) >= 0:
-                    self.nonfinite(buf, pos, nl)
-                self.last_buf, self.last_pos, self.last_end = buf, pos, nl
-                self.last_lineno = self.lineno
-                if progress.lines % SAMPLE_EVERY == 0:
-                    self.sample_loss(progress, buf, pos, nl)
-                scan.last_phase = "train"
+                bad = find(b"nan", pos, head) >= 0 or find(b"inf", pos, head) >= 0
+                if bad or count % SAMPLE_EVERY == 0:
+                    self.lineno = lineno
+                    if bad:
+                        self.nonfinite(buf, pos, nl)
+                    if count % SAMPLE_EVERY == 0:
+                        self.sample_loss(progress, buf, pos, nl)
             elif startswith(P.TEST_PREFIX, pos):
-                scan.test_lines += 1
-                scan.last_phase = "test"
-            elif startswith(P.ITERATION_PREFIX, pos):
-                self.iteration(buf, pos, nl)
-                prefix, progress = self.current_prefix, self.current
+                tests, phase = tests + 1, "test"
             elif nl > pos:
-                self.other(buf, pos, nl)
+                # Slow path: hand the local state to the object, let it classify, take it back.
+                self._sync(progress, count, buf, last_pos, last_end, last_no, tests, phase, lineno)
+                last_pos, tests = -1, 0
+                self.dispatch(buf, pos, nl)
+                prefix, progress, phase = self.current_prefix, self.current, scan.last_phase
+                count = progress.lines if progress else 0
             pos = nl + 1
+        self._sync(progress, count, buf, last_pos, last_end, last_no, tests, phase, lineno)
         self.scan.last_line = self.line(buf[max(first, buf.rfind(b"\n", first, end - 1) + 1) : end])
         self.finish_epoch()
         self.last_buf = b""  # do not keep the chunk alive past feed()
+
+    def _sync(  # the hot loop's locals, written back in one place
+        self,
+        progress: EpochProgress | None,
+        count: int,
+        buf: bytes,
+        last_pos: int,
+        last_end: int,
+        last_no: int,
+        tests: int,
+        phase: str,
+        lineno: int,
+    ) -> None:
+        """Write the hot loop's local counters back before a slow-path call or at chunk end."""
+        self.lineno = lineno
+        self.scan.test_lines += tests
+        self.scan.last_phase = phase
+        if progress is not None:
+            progress.lines = count
+        if last_pos >= 0:
+            self.last_buf, self.last_pos, self.last_end, self.last_lineno = (
+                buf,
+                last_pos,
+                last_end,
+                last_no,
+            )
+
+    def dispatch(self, buf: bytes, pos: int, nl: int) -> None:
+        """A line that is not an iteration line of the current epoch nor a `Test:` line."""
+        if buf.startswith(P.ITERATION_PREFIX, pos):
+            self.iteration(buf, pos, nl)
+        else:
+            self.other(buf, pos, nl)
 
     def test_line(self, buf: bytes, pos: int, nl: int) -> None:
         """A `Test:` line behind a prefix (ANSI colour, rank tag): slow path."""

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, codes_of, run_check
+from doctor_helpers import REPO, codes_of, run_check
 from doctor_logtext import healthy, write_log
 from typer.testing import CliRunner
 
@@ -175,6 +175,9 @@ def test_hook_writes_report_beside_log(incident):
     assert report_path(log).name == "train_tbx11k_39581627.doctor.json"
     assert written["verdict"] == "failed"
     assert CliRunner().invoke(app, ["hook", "--log", str(log), "--strict"]).exit_code == 1
+    profile = ["--profile", str(REPO / "fixtures/profiles/incident.toml")]
+    assert CliRunner().invoke(app, ["hook", "--log", str(log), *profile]).exit_code == 0
+    assert "unexpected-resume" in report_path(log).read_text()
 
 
 def test_hook_finds_log_from_slurm_environment(tmp_path):
@@ -217,3 +220,15 @@ def test_fast_path_matches_typer_path(incident, capsys):
     # Options it does not know are left to typer (usage message, exit 2).
     assert fast.run(["check", log, "--format", "yaml"]) is None
     assert fast.run(["check", "--help"]) is None and fast.run(["codes"]) is None
+
+
+def test_missing_note_names_a_local_checkpoint(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    shutil.copy(INCIDENT / "train_tbx11k_39581627.out", logs)
+    run_dir = tmp_path / "outputs" / "tbx11k_run_39543743"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pth").write_bytes(b"not read by check")
+    _, report = run_check(logs / "train_tbx11k_39581627.out")
+    text = report["findings"][0]["explanation"]
+    assert f"{run_dir / 'checkpoint.pth'} exists; read it with inspect-ckpt" in text

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from doctor_helpers import REPO
 from doctor_logtext import healthy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

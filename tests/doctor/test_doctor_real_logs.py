@@ -19,7 +19,7 @@ What each file shows (read by hand, see ../shared/real-logs/README.md):
 from __future__ import annotations
 
 import pytest
-from conftest import codes_of, run_check
+from doctor_helpers import codes_of, run_check
 
 pytestmark = pytest.mark.real_logs
 
@@ -95,6 +95,7 @@ def test_eval_only_jobs_are_not_zero_epoch_failures(real_logs, job):
     rc, report = run_check(real_logs / "logs" / f"eval_tbx11k_{job}.out.gz")
     assert rc == 0 and report["verdict"] == "healthy"
     assert report["run"]["eval_only"] is True and report["findings"] == []
+    assert report["run"]["eval_ap"] == {"39549848": 0.002, "39748262": 0.172}[job]
 
 
 def test_output_directory_alone(real_logs):

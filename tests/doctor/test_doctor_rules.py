@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import codes_of, run_check
+from doctor_helpers import codes_of, run_check
 from doctor_logtext import (
     banner,
     ending,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import REPO, codes_of, run_check
+from doctor_helpers import REPO, codes_of, run_check
 from doctor_logtext import epoch_lines, write_log
 
 PLAN = (
