@@ -13,6 +13,40 @@ from tbx_doctor.cli import app
 from tbx_doctor.history import build_history
 
 real_logs = pytest.mark.real_logs
+JOB_FIELDS = [
+    "job_id",
+    "kind",
+    "start",
+    "end",
+    "wall_seconds",
+    "wall_estimated",
+    "gpus",
+    "ending",
+    "ending_detail",
+    "path",
+    "source_checkpoint",
+    "source_job",
+    "source_epoch",
+    "epochs_planned",
+    "first_epoch",
+    "last_epoch",
+    "last_epoch_finished",
+    "iterations_per_epoch",
+    "iterations",
+    "seconds_per_epoch",
+    "last_loss",
+    "last_ap",
+    "last_ap50",
+    "last_ema_ap",
+    "effective_batch",
+    "strategy",
+    "lost_seconds",
+    "verdict",
+    "findings",
+    "files",
+    "output_dir",
+    "epochs",
+]
 
 
 def _rows(history):
@@ -85,19 +119,21 @@ def test_cli_json_fields_and_exit_code_on_real_logs():
     assert set(data) == {"schema", "jobs", "chains", "problems", "overall"}
     assert data["schema"] == "tbx-doctor.history/1"
     job = next(j for j in data["jobs"] if j["job_id"] == "39707249")
-    assert job["ending"] == "time limit" and job["ending_detail"] == "during evaluation"
-    assert {
-        "start",
-        "wall_seconds",
-        "seconds_per_epoch",
-        "last_loss",
-        "last_ap",
-        "last_ap50",
-        "last_ema_ap",
-        "iterations",
-        "source_job",
-        "epochs",
-    } <= set(job)
+    assert set(job) == set(JOB_FIELDS)
+    assert set(job["epochs"][0]) == {"epoch", "finished", "loss", "ap", "ap50", "ema_ap", "seconds"}
+    assert (job["ending"], job["ending_detail"], job["first_epoch"], job["last_epoch"]) == (
+        "time limit",
+        "during evaluation",
+        37,
+        48,
+    )
+    assert job["source_job"] == "39687560" and job["iterations_per_epoch"] == 6888
+    chain = next(c for c in data["chains"] if c["jobs"][0] == "39627174")
+    assert set(chain) == {"jobs", "links", "epochs_reached", "epochs_planned", "gpu_hours",
+                          "hours_lost", "jobs_without_wall_time"}  # fmt: skip
+    assert set(data["problems"][0]) == {"kind", "jobs", "text"}
+    assert set(data["overall"]) == {"jobs", "training_jobs", "chains", "gpu_hours",
+                                    "hours_lost", "jobs_without_wall_time"}  # fmt: skip
     assert data["overall"]["jobs"] == 9 and data["overall"]["chains"] == 2
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from history_helpers import REPO, epoch_lines, iteration
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
+from tbx_doctor.commands.watch import parse_limit
 from tbx_doctor.profile import Profile
 from tbx_doctor.watch import Event, Watcher, WatchOptions
 
@@ -140,3 +142,51 @@ def test_cli_watch_on_an_ended_job_exits_like_check():
 def test_cli_watch_bad_time_limit_is_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["watch", str(tmp_path / "x.out"), "--time-limit", "4h"])
     assert result.exit_code == 2
+
+
+def test_time_limit_option_counts_from_start_time_and_err_cancel_ends_the_watch(tmp_path):
+    log, err = tmp_path / "train_6.out", tmp_path / "train_6.err"
+    begun = time.time()
+    start = time.strftime("%a %b %d %H:%M:%S MST %Y", time.localtime(begun))
+    cancel = "slurmstepd: error: *** JOB 6 ON sg1 CANCELLED AT 2025-11-18T20:31:34 DUE TO TIME "
+    steps = [(0.0, ["Job ID: 6", f"Start Time: {start}", "Start training", iteration(0, 0, 99, 2)])]
+
+    def cancel_later() -> None:
+        time.sleep(1.2)
+        err.write_text(cancel + "LIMIT ***\n")
+
+    thread = threading.Thread(target=cancel_later, daemon=True)
+    thread.start()
+    code, events, watcher, _ = watch(log, steps, time_limit=2.0, margin_minutes=1 / 60)
+    thread.join()
+    near = next(e for e in events if e.code == "time-limit-near")
+    # Start Time has whole seconds: the deadline is 1-2 s after `begun`, the warning 1 s before.
+    assert int(begun) <= watcher.started + near.at < int(begun) + 1.6
+    assert kinds(events)[-2:] == ["time-limit", "end"] and code == 0
+
+
+def test_a_replaced_log_is_read_from_its_start(tmp_path):
+    log = tmp_path / "train_7.out"
+
+    def rotate() -> None:
+        time.sleep(0.15)
+        fresh = tmp_path / "new.out"
+        fresh.write_text("\n".join([*BANNER, "Start training", "Training time 0:00:00"]) + "\n")
+        os.replace(fresh, log)
+
+    log.write_text("\n".join(BANNER) + "\n")
+    thread = threading.Thread(target=rotate, daemon=True)
+    events: list[Event] = []
+    watcher = Watcher(log, WatchOptions(**FAST), Profile(), events.append)
+    thread.start()
+    code = watcher.run()
+    thread.join()
+    assert [e.kind for e in events if e.kind in ("rotated", "end")] == ["rotated", "end"]
+    assert "zero-epochs" in kinds(events) and code == 1
+
+
+def test_parse_limit_forms():
+    assert parse_limit("4:00:00") == 4 * 3600
+    assert parse_limit("1-02:00:00") == 26 * 3600
+    assert parse_limit("90") == 90 * 60
+    assert parse_limit("30:00") == 30 * 60
