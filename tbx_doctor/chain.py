@@ -104,32 +104,34 @@ def find_links(rows: list[JobRow]) -> tuple[list[Link], list[Problem]]:
     return links, problems
 
 
+def _epoch_problem(link: Link) -> Problem | None:
+    """Epochs no file shows trained between two jobs, or epochs trained twice."""
+    done, first = link.source_last_epoch, link.first_epoch
+    if done is None or first is None or first == done + 1:
+        return None
+    pair = (link.source_job, link.job)
+    if first > done + 1:
+        missing = f"{done + 1}" if first == done + 2 else f"{done + 1}-{first - 1}"
+        return Problem(
+            "missing-epochs",
+            pair,
+            f"no file shows epoch {missing} trained: job {link.source_job} finished epoch "
+            f"{done} last, job {link.job} started at epoch {first}",
+        )
+    return Problem(
+        "repeated-epochs",
+        pair,
+        f"job {link.job} trained epoch {first} again (job {link.source_job} had finished epoch "
+        f"{done}): it resumed from an older checkpoint",
+    )
+
+
 def _link_problems(links: list[Link], by_id: dict[str, JobRow]) -> list[Problem]:
-    problems = []
+    problems = [p for p in map(_epoch_problem, links) if p is not None]
     children: dict[str, list[str]] = {}
     for link in links:
         children.setdefault(link.source_job, []).append(link.job)
         parent, child = by_id[link.source_job], by_id[link.job]
-        done, first = link.source_last_epoch, link.first_epoch
-        if done is not None and first is not None and first > done + 1:
-            missing = f"{done + 1}" if first == done + 2 else f"{done + 1}-{first - 1}"
-            problems.append(
-                Problem(
-                    "missing-epochs",
-                    (link.source_job, link.job),
-                    f"no file shows epoch {missing} trained: job {link.source_job} finished "
-                    f"epoch {done} last, job {link.job} started at epoch {first}",
-                )
-            )
-        elif done is not None and first is not None and first <= done:
-            problems.append(
-                Problem(
-                    "repeated-epochs",
-                    (link.source_job, link.job),
-                    f"job {link.job} trained epoch {first} again (job {link.source_job} had "
-                    f"finished epoch {done}): it resumed from an older checkpoint",
-                )
-            )
         if parent.strategy and child.strategy and parent.strategy != child.strategy:
             problems.append(
                 Problem(
@@ -139,15 +141,11 @@ def _link_problems(links: list[Link], by_id: dict[str, JobRow]) -> list[Problem]
                     f"(job {link.source_job}) to {child.strategy} (job {link.job})",
                 )
             )
-    for parent, kids in children.items():
-        if len(kids) > 1:
-            problems.append(
-                Problem(
-                    "fork",
-                    (parent, *kids),
-                    f"jobs {', '.join(kids)} all continued job {parent}'s checkpoint",
-                )
-            )
+    problems += [
+        Problem("fork", (parent, *kids), f"jobs {', '.join(kids)} all continued job {parent}")
+        for parent, kids in children.items()
+        if len(kids) > 1
+    ]
     return problems
 
 
@@ -158,8 +156,8 @@ def _walk(root: str, children: dict[str, list[str]], by_id: dict[str, JobRow]) -
         if job in order:
             continue
         order.append(job)
-        kids = sorted(children.get(job, []), key=lambda k: by_id[k].start or "", reverse=True)
-        stack.extend(kids)
+        kids = sorted(children.get(job, []), key=lambda k: (by_id[k].start or "", k))
+        stack.extend(reversed(kids))  # depth first, earliest child first
     return order
 
 

@@ -202,6 +202,17 @@ def _last(points: tuple[EpochPoint, ...], field: str) -> float | None:
     return values[-1] if values else None
 
 
+def _source_fields(facts: JobFacts) -> dict:
+    """The checkpoint a resumed job named, the job that wrote it, and that job's epoch."""
+    decision = facts.decision
+    checkpoint = decision.source if decision and decision.mode == "resume" else None
+    return {
+        "source_checkpoint": checkpoint,
+        "source_job": checkpoint_job_id(checkpoint) if checkpoint else None,
+        "source_epoch": facts.source.epoch if facts.source else None,
+    }
+
+
 def make_row(facts: JobFacts, report: Report, run_dir: Path | None) -> JobRow:
     """The row of one job (facts from its logs, or from its output directory alone)."""
     metrics = read_epoch_metrics(run_dir or (Path(facts.output_dir) if facts.output_dir else None))
@@ -222,11 +233,7 @@ def make_row(facts: JobFacts, report: Report, run_dir: Path | None) -> JobRow:
         ending=ending,
         ending_detail=detail,
         path=decision.mode if decision else None,
-        source_checkpoint=decision.source if decision and decision.mode == "resume" else None,
-        source_job=checkpoint_job_id(decision.source)
-        if decision and decision.mode == "resume" and decision.source
-        else None,
-        source_epoch=facts.source.epoch if facts.source else None,
+        **_source_fields(facts),
         epochs_planned=facts.epochs_planned,
         first_epoch=trained[0].epoch if trained else None,
         last_epoch=trained[-1].epoch if trained else None,

@@ -164,12 +164,16 @@ def test_fork_and_strategy_change_are_reported(tmp_path):
     (tmp_path / "t_100.out").write_text(tbx_log("100", None, range(0, 2)))
     (tmp_path / "t_101.out").write_text(tbx_log("101", "100", range(2, 4), accum=1))
     (tmp_path / "t_102.out").write_text(tbx_log("102", "100", range(2, 3)))
+    (tmp_path / "t_103.out").write_text(tbx_log("103", "101", range(3, 4), accum=1))
     history = build_chains(build_history([tmp_path]))
     kinds = {(p.kind, p.jobs) for p in history.problems}
+    # 101 finished epoch 3; 103 trained epoch 3 again.
+    assert ("repeated-epochs", ("101", "103")) in kinds
     assert ("fork", ("100", "101", "102")) in kinds
     assert ("strategy-change", ("100", "101")) in kinds
     assert ("strategy-change", ("100", "102")) not in kinds
-    assert len(history.chains) == 1 and set(history.chains[0].jobs) == {"100", "101", "102"}
+    assert len(history.chains) == 1
+    assert history.chains[0].jobs == ("100", "101", "103", "102")
 
 
 def test_missing_path_is_exit_2(tmp_path):
