@@ -106,7 +106,8 @@ def _overall(history: History) -> str:
     o = history.overall
     return (
         f"{o['jobs']} jobs ({o['training_jobs']} training) in {o['chains']} chain(s); "
-        f"GPU hours {o['gpu_hours']:.1f}; hours lost {o['hours_lost']:.2f}"
+        f"GPU hours {o['gpu_hours']:.1f}; hours lost {o['hours_lost']:.2f} (zero-epoch jobs, "
+        "and epochs cut by a kill before their checkpoint)"
     )
 
 

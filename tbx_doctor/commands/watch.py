@@ -42,7 +42,10 @@ def _printer(fmt: str):
         if fmt == "json":
             print(json.dumps(asdict(event)), flush=True)
         else:
-            print(f"[{event.at:7.1f}s] {event.kind}: {event.text}", flush=True)
+            where = (
+                f"  [{event.evidence[0].file}:{event.evidence[0].line}]" if event.evidence else ""
+            )
+            print(f"[{event.at:7.1f}s] {event.kind}: {event.text}{where}", flush=True)
 
     return emit
 
