@@ -4,7 +4,8 @@ Each poll re-reads the files when they changed (size, inode) and re-runs the doc
 (`extract.build_facts`, `diagnosis.diagnose_facts`: the same facts and rules as `check`), plus
 the clock-based early warnings of `watch_rules`. Every finding is emitted once (by code);
 checklist items are emitted when they leave `pending`. The watch stops when the job's end is
-seen (normal end, SLURM's cancel line, a crash) or after `timeout`; its exit code is `check`'s
+seen (the wrapper's End Time, SLURM's cancel line, or the trainer's ending or a crash
+followed by `settle` quiet seconds) or after `timeout`; its exit code is `check`'s
 for what was seen. A log that does not exist yet is waited for; a log that shrinks or is
 replaced (rotation) is read again from its start, without repeating what was already said.
 """
@@ -43,6 +44,7 @@ class WatchOptions:
     margin_minutes: float = 30.0
     zero_loss_iterations: int = 500
     strict: bool = False
+    settle: float = 30.0  # after the trainer's last line, wait this long for wrapper/SLURM lines
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Watcher:
         self.start_training_seen: float | None = None
         self.deadline: tuple[float, str] | None = None
         self.waiting_said = False
+        self.last_change = self.started
 
     def emit(self, kind: str, text: str, **fields) -> None:
         self.emit_event(Event(round(self.clock() - self.started, 3), kind, text, **fields))
@@ -118,10 +121,20 @@ class Watcher:
         signature = self._signature()
         if signature != self.signature:
             self._note_reset(signature)
-            self.signature = signature
+            self.signature, self.last_change = signature, self.clock()
             self._reread()
         self._evaluate()
-        return bool(self.facts and self.facts.ended)
+        return self._over()
+
+    def _over(self) -> bool:
+        """The job's end is seen: the wrapper's End Time or SLURM's line, or the trainer's
+        ending followed by `settle` seconds without a new line (nothing more is coming)."""
+        facts = self.facts
+        if facts is None or not facts.ended:
+            return False
+        if facts.end is not None or facts.slurm_end is not None:
+            return True
+        return self.clock() - self.last_change >= self.options.settle
 
     def _signature(self) -> tuple:
         stat = self.log.stat()

@@ -72,6 +72,9 @@ def command(
     zero_loss_iterations: Annotated[
         int, typer.Option(help="Warn when the running loss is exactly 0 this many iterations.")
     ] = 500,
+    settle: Annotated[
+        float, typer.Option(help="After the trainer's last line, wait this long for more.")
+    ] = 30.0,
     profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
     format: Annotated[
         Format, typer.Option("--format", help="text lines, or one JSON object per event.")
@@ -92,7 +95,7 @@ def command(
 
     options = WatchOptions(
         interval, timeout, stall_minutes, parse_limit(time_limit), margin_minutes,
-        zero_loss_iterations, strict,
+        zero_loss_iterations, strict, settle,
     )  # fmt: skip
     try:
         watcher = Watcher(log, options, load_profile(profile), _printer(format.value))

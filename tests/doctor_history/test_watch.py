@@ -16,7 +16,7 @@ from tbx_doctor.profile import Profile
 from tbx_doctor.watch import Event, Watcher, WatchOptions
 
 BANNER = ["Job ID: 4242", "Start Time: Mon Nov 17 10:00:00 MST 2025", "Training from scratch"]
-FAST = dict(interval=0.02, timeout=10.0)
+FAST = dict(interval=0.02, timeout=10.0, settle=0.2)
 
 
 class Writer(threading.Thread):
@@ -190,3 +190,24 @@ def test_parse_limit_forms():
     assert parse_limit("1-02:00:00") == 26 * 3600
     assert parse_limit("90") == 90 * 60
     assert parse_limit("30:00") == 30 * 60
+
+
+def test_incident_log_fed_line_by_line(tmp_path):
+    source = REPO / "fixtures" / "incident"
+    (tmp_path / "train_tbx11k_39543743.out").write_text(
+        (source / "train_tbx11k_39543743.out").read_text()
+    )  # the sibling that proves the checkpoint had finished epoch 49 of 50
+    lines = (source / "train_tbx11k_39581627.out").read_text().splitlines()
+    steps = [(0.03, [line]) for line in lines]
+    code, events, watcher, writer = watch(tmp_path / "train_tbx11k_39581627.out", steps)
+    order = kinds(events)
+    assert order[0] == "resumed-from-checkpoint"  # said when the resume line arrives
+    assert set(order[1:3]) == {"zero-epochs", "immediate-exit"}
+    # The wrapper's "Training completed successfully!" comes one line later.
+    assert order[3] == "false-success"
+    assert order[-1] == "end" and code == 1
+    training_time = next(i for i, line in enumerate(lines) if line.startswith("Training time"))
+    zero = next(e for e in events if e.code == "zero-epochs")
+    # Reported as soon as `Training time` shows the loop ran zero times, not before.
+    assert watcher.started + zero.at >= writer.written[training_time]
+    assert watcher.started + zero.at - writer.written[training_time] < 0.5
