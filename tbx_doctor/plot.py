@@ -33,7 +33,9 @@ def _out_log(row: JobRow) -> Path | None:
 def _span(row: JobRow) -> tuple[float, float] | None:
     """x range a job covers: first epoch to the end of its last (or where it was cut)."""
     if row.first_epoch is None or row.last_epoch is None:
-        return None
+        # A job that trained nothing is a line where its first epoch would have begun.
+        start = None if row.source_epoch is None else row.source_epoch + 1.0
+        return None if start is None or row.kind != "train" else (start, start)
     end = row.last_epoch + 1.0
     last = row.epochs[-1] if row.epochs else None
     if last is not None and not last.finished and row.iterations_per_epoch and row.ending_detail:
@@ -67,6 +69,8 @@ def _bands(axes, rows: list[JobRow], label_axis) -> int:
         for ax in axes:
             ax.axvspan(*span, color=colour, alpha=0.10, lw=0)
             ax.axvline(span[0], color="0.45", ls="--", lw=0.8)
+            if span[0] == span[1]:  # trained nothing
+                ax.axvline(span[0], color=colour, lw=2.5)
         ending = row.ending + (f", {row.ending_detail}" if row.ending_detail else "")
         ending = ending.replace("mid-epoch ", "in epoch ").replace(" at iteration ", " it ")
         label_axis.text(
@@ -77,13 +81,29 @@ def _bands(axes, rows: list[JobRow], label_axis) -> int:
     return 1 + max(levels, default=0)
 
 
+def _broken(series: list[LossBin]) -> tuple[list[float], list[float]]:
+    """x, y of the bins with a NaN wherever two bins do not touch (no line across a hole)."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for previous, b in zip([None, *series], series, strict=False):
+        touching = previous is None or (previous.epoch, previous.end) == (b.epoch, b.start)
+        # The next epoch's first bin touches the last bin of a finished epoch.
+        touching = touching or (b.epoch == previous.epoch + 1 and b.start == -1)
+        if not touching:
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.append(b.x)
+        ys.append(b.loss)
+    return xs, ys
+
+
 def _loss_panel(ax, rows: list[JobRow], bins: dict[str, list[LossBin]]) -> None:
     for n, row in enumerate(rows):
         colour = JOB_COLOURS[n % len(JOB_COLOURS)]
-        series = bins.get(row.job_id or "", [])
-        if series:
-            ax.plot([b.x for b in series], [b.loss for b in series], color=colour, lw=0.8,
-                    alpha=0.6, label="mean loss per tenth of an epoch")  # fmt: skip
+        xs, ys = _broken(bins.get(row.job_id or "", []))
+        if xs:
+            ax.plot(xs, ys, color=colour, lw=0.8, marker=".", ms=2, alpha=0.6,
+                    label="mean loss per tenth of an epoch")  # fmt: skip
         done = [p for p in row.epochs if p.loss is not None]
         ax.plot([p.epoch + 0.5 for p in done], [p.loss for p in done], "o-", color="black",
                 ms=3.5, lw=1.2, label="epoch mean loss")  # fmt: skip

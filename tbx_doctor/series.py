@@ -11,6 +11,7 @@ iterations keep the error below ~0.001. Reuses the doctor's patterns and chunked
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from tbx_doctor.parsing import patterns as P
@@ -62,20 +63,32 @@ def _add(found: dict, buf: bytes, at: int, stop: int) -> None:
     points.append((index, mean))
 
 
+def _edges(points: list[tuple[int, float]], width: int) -> list[tuple[int, float]]:
+    """Bin edges: a printed line every >= `width` iterations; the epoch's last line closes the
+    last bin (merged into the previous one when less than half a bin remains)."""
+    # From iteration 0 the running mean starts at the first line; a later first line
+    # (a mid-epoch resume) starts its own mean there.
+    edges = [(-1, 0.0) if points[0][0] == 0 else points[0]]
+    for index, mean in points:
+        if index - edges[-1][0] >= width:
+            edges.append((index, mean))
+    last = points[-1]
+    if last[0] > edges[-1][0]:
+        if len(edges) > 1 and last[0] - edges[-1][0] < width / 2:
+            edges[-1] = last
+        else:
+            edges.append(last)
+    return edges
+
+
 def loss_bins(path: Path, bins_per_epoch: int = 20) -> list[LossBin]:
     """Mean loss per bin of ~iterations/bins_per_epoch iterations, epoch by epoch."""
     out: list[LossBin] = []
     for epoch, (total, points) in sorted(running_means(path).items()):
-        width = max(1, total // bins_per_epoch)
-        # From iteration 0 the running mean starts at the first line; a later first line
-        # (a mid-epoch resume) starts its own mean there.
-        edge_index, edge_mean = (-1, 0.0) if points and points[0][0] == 0 else points[0]
-        for index, mean in points:
-            if index <= edge_index:
-                continue
-            if index - edge_index < width and index != points[-1][0]:
-                continue
-            loss = (mean * (index + 1) - edge_mean * (edge_index + 1)) / (index - edge_index)
-            out.append(LossBin(epoch, edge_index, index, total, max(loss, 0.0)))
-            edge_index, edge_mean = index, mean
+        if not points:
+            continue
+        edges = _edges(points, max(1, total // bins_per_epoch))
+        for (a, mean_a), (b, mean_b) in pairwise(edges):
+            loss = (mean_b * (b + 1) - mean_a * (a + 1)) / (b - a)
+            out.append(LossBin(epoch, a, b, total, max(loss, 0.0)))
     return out

@@ -61,3 +61,15 @@ def test_plot_without_matplotlib_is_exit_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["history", str(log), "--plot", str(tmp_path / "p.png")])
     assert result.exit_code == 2 and "needs matplotlib" in result.output
     assert not Path(tmp_path / "p.png").exists()
+
+
+def test_png_for_the_incident_chain_marks_the_zero_epoch_job(tmp_path):
+    from history_helpers import REPO
+
+    out = tmp_path / "incident.png"
+    result = CliRunner().invoke(
+        app, ["history", str(REPO / "fixtures" / "incident"), "--plot", str(out)]
+    )
+    assert result.exit_code == 1 and f"plot written to {out}" in result.stdout
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size[0] > 1000
