@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from history_helpers import iteration, real_history, real_logs_dir
-from PIL import Image
+from history_helpers import REPO, iteration, real_history, real_logs_dir
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
@@ -17,11 +16,14 @@ from tbx_doctor.sparkline import sparkline
 
 @pytest.mark.real_logs
 def test_png_for_the_real_chain(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib (the [plot] extra) is not installed")
     from tbx_doctor.plot import plot_history
 
     out = tmp_path / "chain.png"
     plot_history(real_history(), out)
     assert out.stat().st_size > 0
+    from PIL import Image  # comes with matplotlib
+
     with Image.open(out) as image:
         width, height = image.size
         assert image.format == "PNG" and width > 1000 and height > 1000
@@ -64,12 +66,13 @@ def test_plot_without_matplotlib_is_exit_2(tmp_path, monkeypatch):
 
 
 def test_png_for_the_incident_chain_marks_the_zero_epoch_job(tmp_path):
-    from history_helpers import REPO
-
+    pytest.importorskip("matplotlib", reason="matplotlib (the [plot] extra) is not installed")
     out = tmp_path / "incident.png"
     result = CliRunner().invoke(
         app, ["history", str(REPO / "fixtures" / "incident"), "--plot", str(out)]
     )
     assert result.exit_code == 1 and f"plot written to {out}" in result.stdout
+    from PIL import Image  # comes with matplotlib
+
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size[0] > 1000
