@@ -294,15 +294,14 @@ def build_history(
     A job given both as logs and as an output directory is one row (the logs' row).
     """
     given = expand_paths(paths)
-    rows: dict[str, JobRow] = {}
+    rows: dict[str, tuple[bool, JobRow]] = {}  # key -> (row built from logs, row)
     for job in collect_jobs(given):
         row = _job_row(job, given, profile or Profile(), now)
         key = row.job_id or job.stem
-        if key not in rows or (rows[key].files and not job.logs):
-            rows.setdefault(key, row)
-        elif job.logs:
-            rows[key] = row
-    return sorted(rows.values(), key=_order)
+        from_logs = bool(job.logs)
+        if key not in rows or (from_logs and not rows[key][0]):
+            rows[key] = (from_logs, row)
+    return sorted((row for _, row in rows.values()), key=_order)
 
 
 def _order(row: JobRow) -> tuple:

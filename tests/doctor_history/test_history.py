@@ -179,3 +179,15 @@ def test_fork_and_strategy_change_are_reported(tmp_path):
 def test_missing_path_is_exit_2(tmp_path):
     result = CliRunner().invoke(app, ["history", str(tmp_path / "nope_*.out")])
     assert result.exit_code == 2 and "matches no file" in result.output
+
+
+@real_logs
+def test_a_job_given_as_log_and_output_dir_is_one_row_from_the_log():
+    root = real_logs_dir()
+    rows = build_history(
+        [root / "outputs" / "tbx11k_run_39707249", root / "logs" / "train_tbx11k_39707249.out.gz"]
+    )
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.iterations == 82656 and row.ending_detail == "during evaluation"
+    assert row.last_ap50 is not None  # log.txt still completes the row
