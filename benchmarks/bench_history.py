@@ -1,6 +1,7 @@
 """Time `tbx-doctor history` (and --plot, and one watch re-read) on the real TBX11K logs.
 
-Usage (repo root): PYTHONPATH=. python benchmarks/bench_history.py [REAL_LOGS_DIR]   (default ../shared/real-logs/...)
+Usage (repo root): PYTHONPATH=. python benchmarks/bench_history.py [REAL_LOGS_DIR]
+(default ../shared/real-logs/dino_tbx11k).
 Prints wall and CPU seconds per step; not a test (numbers depend on the machine's load).
 """
 
