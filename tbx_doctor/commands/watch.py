@@ -97,10 +97,13 @@ def command(
         interval, timeout, stall_minutes, parse_limit(time_limit), margin_minutes,
         zero_loss_iterations, strict, settle,
     )  # fmt: skip
+    watcher = None
     try:
         watcher = Watcher(log, options, load_profile(profile), _printer(format.value))
         code = watcher.run()
     except DoctorError as exc:
         print(f"tbx-doctor: error: {exc}", file=sys.stderr)
         code = 2
+    except KeyboardInterrupt:  # Ctrl-C ends a watch: the exit code still reflects what was seen
+        code = watcher.exit_code() if watcher else 2
     raise typer.Exit(code)
