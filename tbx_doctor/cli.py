@@ -12,7 +12,16 @@ import sys
 
 import typer
 
-from tbx_doctor.commands import check, codes, fast, hook, inspect_ckpt
+from tbx_doctor.commands import (
+    check,
+    codes,
+    fast,
+    history,
+    hook,
+    inspect_ckpt,
+    profile_learn,
+    watch,
+)
 
 app = typer.Typer(
     name="tbx-doctor",
@@ -33,6 +42,9 @@ app.command("check")(check.command)
 app.command("codes")(codes.command)
 app.command("hook")(hook.command)
 app.command("inspect-ckpt")(inspect_ckpt.command)
+app.command("history")(history.command)
+app.command("watch")(watch.command)
+app.add_typer(profile_learn.app, name="profile")
 
 
 def main() -> None:
