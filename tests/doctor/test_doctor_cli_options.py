@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
+from doctor_helpers import REPO
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
+from tbx_doctor.commands import fast
 from tbx_doctor.findings import CODES
 from tbx_doctor.watch_rules import WATCH_CODES
 
@@ -31,3 +36,52 @@ def test_codes_json_marks_watch_only():
     }
     assert "watch_only" not in data["nan-loss"]
     assert set(data) == set(CODES) | set(WATCH_CODES)
+
+
+EXPECT_LINE = (
+    "tbx-doctor: error: invalid value 'bogus' for --expect "
+    "(allowed: fresh, pretrained, resume, any)"
+)
+FORMAT_LINE = "tbx-doctor: error: invalid value 'yaml' for --format (allowed: text, json, markdown)"
+BAD_VALUES = [
+    (["check", "x.out", "--expect", "bogus"], EXPECT_LINE),
+    (["check", "x.out", "--format=yaml"], FORMAT_LINE),
+    (["hook", "--expect", "bogus"], EXPECT_LINE),
+]
+
+
+@pytest.mark.parametrize(("argv", "line"), BAD_VALUES)
+def test_bad_value_typer_path_is_one_line(argv, line):
+    result = CliRunner().invoke(app, argv)
+    assert (result.exit_code, result.stderr, result.stdout) == (2, line + "\n", "")
+
+
+@pytest.mark.parametrize(("argv", "line"), BAD_VALUES)
+def test_bad_value_fast_path_is_the_same_line(argv, line, capsys):
+    assert fast.run(argv) == 2
+    captured = capsys.readouterr()
+    assert (captured.err, captured.out) == (line + "\n", "")
+
+
+def test_bad_value_of_other_commands_names_the_reason():
+    result = CliRunner().invoke(app, ["history", "x", "--format", "zz"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "tbx-doctor: error: invalid value 'zz' for --format (allowed: text, json, markdown, csv)\n"
+    )
+    result = CliRunner().invoke(app, ["watch", "x.out", "--interval", "soon"])
+    assert result.exit_code == 2 and result.stderr.startswith(
+        "tbx-doctor: error: invalid value 'soon' for --interval (input should be a valid number"
+    )
+    assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("argv", "line"), [BAD_VALUES[0], BAD_VALUES[1]])
+def test_bad_value_via_subprocess(argv, line, tmp_path):
+    log = tmp_path / "x.out"
+    log.write_text("Start training\n")
+    argv = [str(log) if a == "x.out" else a for a in argv]
+    proc = subprocess.run(
+        [sys.executable, "-m", "tbx_doctor", *argv], cwd=REPO, capture_output=True, text=True
+    )
+    assert (proc.returncode, proc.stderr, proc.stdout) == (2, line + "\n", "")
