@@ -22,6 +22,7 @@ KEEP_LAST = 8
 TEXT_LIMIT = 400
 LONG_TEXT_LIMIT = 65536  # Namespace / Command lines carry the run's arguments
 LONG_KINDS = frozenset({"namespace", "command", "run_plan"})
+ITERATIONS_ONLY = -1  # `epochs` key of trainers that count iterations, not epochs (detectron2)
 SAMPLE_EVERY = 32  # iteration lines between two loss samples
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
 
@@ -221,8 +222,11 @@ class _Scanner:
 
     def dispatch(self, buf: bytes, pos: int, nl: int) -> None:
         """A line that is not an iteration line of the current epoch nor a `Test:` line."""
+        head = min(nl, pos + P.D2_ITER_HEAD)
         if buf.startswith(P.ITERATION_PREFIX, pos):
             self.iteration(buf, pos, nl)
+        elif buf.find(P.D2_ITER_NEEDLE, pos, head) >= 0 and P.D2_ITERATION.search(buf, pos, head):
+            self.d2_iteration(buf, pos, nl)  # before the ~50 needles other() tries
         else:
             self.other(buf, pos, nl)
 
@@ -311,6 +315,9 @@ class _Scanner:
                 buf, inner, nl
             )
             return
+        if kind == "d2_iteration":
+            self.d2_iteration(buf, pos, nl)
+            return
         if kind == "slurm_cancel":
             kind = P.slurm_cancel_kind(decode(buf[pos:nl])[0])
         line = self.add(kind, buf[pos:nl])
@@ -324,6 +331,25 @@ class _Scanner:
             buf, pos, min(nl, pos + 4096)
         ):
             self.add("nonfinite", buf[pos:nl])
+
+    def d2_iteration(self, buf: bytes, pos: int, nl: int) -> None:
+        """A detectron2 / detrex metrics line (`iter: N  total_loss: x ...`, one per ~20
+        iterations): progress under ITERATIONS_ONLY, its loss a windowed median, not a mean."""
+        progress = self.scan.epochs.setdefault(ITERATIONS_ONLY, EpochProgress(ITERATIONS_ONLY))
+        line = self.line(buf[pos:nl])
+        match = P.D2_ITER.search(buf, pos, nl)
+        iteration = int(match.group(1)) if match else -1
+        loss_match = P.D2_TOTAL_LOSS.search(buf, pos, nl)
+        loss = _to_float(loss_match.group(1)) if loss_match else None
+        if progress.first is None:
+            progress.first, progress.first_iter, progress.loss_first = line, iteration, loss
+        progress.last, progress.last_iter, progress.loss_last = line, iteration, loss
+        progress.lines += 1
+        if loss is not None and (progress.loss_peak is None or loss > progress.loss_peak):
+            progress.loss_peak, progress.loss_peak_line = loss, line
+        self.scan.last_phase = "train"
+        if buf.find(b"nan", pos, nl) >= 0 or buf.find(b"inf", pos, nl) >= 0:
+            self.nonfinite(buf, pos, nl)
 
     def epoch_total(self, buf: bytes, pos: int, nl: int, line: Line) -> None:
         match = P.EPOCH_TOTAL.match(buf, pos, nl)
