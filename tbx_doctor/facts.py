@@ -55,6 +55,8 @@ class SourceRun:
     origin: str = ""
     evidence: tuple[Line, ...] = ()
     missing: tuple[str, ...] = ()
+    iterations_per_epoch: int | None = None  # N of its last finished epoch's "[i/N]"
+    iterations_line: Line | None = None
 
 
 @dataclass(frozen=True)
