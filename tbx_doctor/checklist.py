@@ -42,9 +42,11 @@ def _start_item(facts: JobFacts) -> Item:
     label = "Training starts (an iteration line appears)"
     if facts.eval_only:
         return Item(label, "pass", f"evaluation-only job ({where(facts.eval_only)})")
-    trained = facts.trained_epochs
-    if trained:
-        return Item(label, "pass", f"{where(trained[0].first)}: {trained[0].first.text[:60]}")
+    first = facts.trained_epochs[0].first if facts.trained_epochs else None
+    if first is None and facts.iterations_only is not None:  # detectron2: no epochs
+        first = facts.iterations_only.first
+    if first is not None:
+        return Item(label, "pass", f"{where(first)}: {first.text[:60]}")
     return Item(label, "pending" if facts.still_growing else "fail", "no iteration line")
 
 

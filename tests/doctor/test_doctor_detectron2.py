@@ -65,6 +65,8 @@ def test_fresh_start_from_initial_weights_is_pretrained_and_healthy(tmp_path):
     assert (run["last_iteration"], run["training_time_seconds"]) == (399, 184.0)
     assert run["first_epoch"] is None and run["epochs"] == []
     assert not {"zero-epochs", "immediate-exit", "incomplete-log"} & set(codes_of(report))
+    start = report["checklist"][1]
+    assert start["status"] == "pass" and start["evidence"].endswith(": " + _events(19)[:60])
 
 
 def test_start_after_iteration_zero_is_a_resume(tmp_path):
