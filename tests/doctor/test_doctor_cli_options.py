@@ -85,3 +85,12 @@ def test_bad_value_via_subprocess(argv, line, tmp_path):
         [sys.executable, "-m", "tbx_doctor", *argv], cwd=REPO, capture_output=True, text=True
     )
     assert (proc.returncode, proc.stderr, proc.stdout) == (2, line + "\n", "")
+
+
+def test_bad_time_limit_of_watch_is_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["watch", str(tmp_path / "x.out"), "--time-limit", "soon"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "tbx-doctor: error: invalid value for --time-limit "
+        "('soon': use H:MM:SS, D-HH:MM:SS or minutes)\n",
+    )
