@@ -10,13 +10,12 @@ import sys
 from enum import Enum
 
 import typer
-from typer import _click  # typer vendors click: its exceptions live here, not in `click`
 from typer.core import TyperGroup
 
 from tbx_doctor.commands.usage import USAGE_EXIT, bad_value
 
 
-def _given_value(exc: _click.exceptions.BadParameter) -> str | None:
+def _given_value(exc: typer.BadParameter) -> str | None:
     """The rejected input, as typer's validator recorded it (None when it did not)."""
     errors = getattr(exc.__cause__, "errors", None)
     try:
@@ -27,14 +26,15 @@ def _given_value(exc: _click.exceptions.BadParameter) -> str | None:
 
 
 def _allowed(param: object) -> list[str] | None:
-    descriptor = getattr(param, "type_descriptor", None)
-    choices = getattr(descriptor, "choices", None)
+    # typer with its own click copy (0.29 here) has `type_descriptor`; click-based typer `type`.
+    described = getattr(param, "type_descriptor", None) or getattr(param, "type", None)
+    choices = getattr(described, "choices", None)
     if not choices:
         return None
     return [str(c.value) if isinstance(c, Enum) else str(c) for c in choices]
 
 
-def describe_bad_parameter(exc: _click.exceptions.BadParameter) -> str:
+def describe_bad_parameter(exc: typer.BadParameter) -> str:
     """The one-line message for typer's BadParameter (a bad option or argument value)."""
     param = exc.param
     opts = [o for o in getattr(param, "opts", []) if o.startswith("--")]
@@ -47,9 +47,9 @@ def describe_bad_parameter(exc: _click.exceptions.BadParameter) -> str:
 class DoctorGroup(TyperGroup):
     """The root command group: a bad value for any sub-command's option is one line, exit 2."""
 
-    def invoke(self, ctx: _click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:
         try:
             return super().invoke(ctx)
-        except _click.exceptions.BadParameter as exc:
+        except typer.BadParameter as exc:
             print(describe_bad_parameter(exc), file=sys.stderr)
             raise typer.Exit(USAGE_EXIT) from None
