@@ -36,6 +36,8 @@ def d2_log(
         lines += [
             "[11/18 12:17:09 d2.engine.hooks]: Overall training speed: 398 iterations in 0:02:39 (0.4000 s / it)",
             "[11/18 12:17:09 d2.engine.hooks]: Total training time: 0:03:04 (0:00:25 on hooks)",
+            # COCOEvaluator: pycocotools' summary (printed) then its own table (percent).
+            " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.381",
             "[11/18 12:17:10 d2.evaluation.coco_evaluation]: Evaluation results for bbox: ",
             "|   AP   |  AP50  |  AP75  |  APs   |  APm   |  APl   |",
             "|:------:|:------:|:------:|:------:|:------:|:------:|",
@@ -64,6 +66,7 @@ def test_fresh_start_from_initial_weights_is_pretrained_and_healthy(tmp_path):
     assert (run["path"], run["path_source"]) == ("pretrained", "/scratch/u/out/model_0004999.pth")
     assert (run["last_iteration"], run["training_time_seconds"]) == (399, 184.0)
     assert run["first_epoch"] is None and run["epochs"] == []
+    assert run["eval_ap"] == 0.381 and run["eval_only"] is False
     assert not {"zero-epochs", "immediate-exit", "incomplete-log"} & set(codes_of(report))
     start = report["checklist"][1]
     assert start["status"] == "pass" and start["evidence"].endswith(": " + _events(19)[:60])
