@@ -123,3 +123,15 @@ def test_zero_iterations_after_start_is_caught(tmp_path):
     rc, report = run_check(write_log(tmp_path, "d2_5.out", lines))
     assert rc == 1 and "zero-epochs" in codes_of(report)
     assert report["run"]["last_iteration"] is None
+
+
+def test_prefixed_resume_line_names_the_source(tmp_path):
+    lines = d2_log(start_iter=10000, iters=range(10019, 10100, 20))
+    lines[1] = (
+        f"{GREEN}[11/18 10:16:58 train_net]: {RESET}Resuming from checkpoint: /x/model_0009999.pth"
+    )
+    _, report = run_check(write_log(tmp_path, "d2_6.out", lines))
+    assert (report["run"]["path"], report["run"]["path_source"]) == (
+        "resume",
+        "/x/model_0009999.pth",
+    )
