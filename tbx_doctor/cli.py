@@ -22,9 +22,11 @@ from tbx_doctor.commands import (
     profile_learn,
     watch,
 )
+from tbx_doctor.commands.group import DoctorGroup
 
 app = typer.Typer(
     name="tbx-doctor",
+    cls=DoctorGroup,
     help="Diagnose SLURM training jobs (DINO / DETR family, tbx-train) from their logs and "
     "checkpoints. Exit codes: 0 healthy, 1 error-level finding, 2 unreadable input.",
     no_args_is_help=True,

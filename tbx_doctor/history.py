@@ -213,6 +213,24 @@ def _source_fields(facts: JobFacts) -> dict:
     }
 
 
+def _progress_fields(facts: JobFacts, points: tuple[EpochPoint, ...]) -> dict:
+    """Epochs and iterations trained, seconds per epoch, and the last loss / AP values."""
+    trained = facts.trained_epochs
+    seconds = [p.seconds for p in points if p.finished and p.seconds is not None]
+    return {
+        "first_epoch": trained[0].epoch if trained else None,
+        "last_epoch": trained[-1].epoch if trained else None,
+        "last_epoch_finished": bool(trained and trained[-1].finished),
+        "iterations_per_epoch": next((e.iterations for e in trained if e.iterations), None),
+        "iterations": _iterations(facts),
+        "seconds_per_epoch": statistics.median(seconds) if seconds else None,
+        "last_loss": _last(points, "loss"),
+        "last_ap": _last(points, "ap"),
+        "last_ap50": _last(points, "ap50"),
+        "last_ema_ap": _last(points, "ema_ap"),
+    }
+
+
 def make_row(facts: JobFacts, report: Report, run_dir: Path | None) -> JobRow:
     """The row of one job (facts from its logs, or from its output directory alone)."""
     metrics = read_epoch_metrics(run_dir or (Path(facts.output_dir) if facts.output_dir else None))
@@ -220,8 +238,6 @@ def make_row(facts: JobFacts, report: Report, run_dir: Path | None) -> JobRow:
     start, wall, estimated = _times(facts, report, points, metrics)
     ending, detail = _ending(report, facts)
     decision, s = facts.decision, facts.strategy
-    seconds = [p.seconds for p in points if p.finished and p.seconds is not None]
-    trained = facts.trained_epochs
     row = JobRow(
         job_id=facts.job_id,
         kind="eval" if facts.eval_only else "train",
@@ -235,16 +251,7 @@ def make_row(facts: JobFacts, report: Report, run_dir: Path | None) -> JobRow:
         path=decision.mode if decision else None,
         **_source_fields(facts),
         epochs_planned=facts.epochs_planned,
-        first_epoch=trained[0].epoch if trained else None,
-        last_epoch=trained[-1].epoch if trained else None,
-        last_epoch_finished=bool(trained and trained[-1].finished),
-        iterations_per_epoch=next((e.iterations for e in trained if e.iterations), None),
-        iterations=_iterations(facts),
-        seconds_per_epoch=statistics.median(seconds) if seconds else None,
-        last_loss=_last(points, "loss"),
-        last_ap=_last(points, "ap"),
-        last_ap50=_last(points, "ap50"),
-        last_ema_ap=_last(points, "ema_ap"),
+        **_progress_fields(facts, points),
         effective_batch=s.effective_batch if s else None,
         strategy=f"{s.batch_size}x{s.grad_accum or 1}x{s.world_size or 1}" if s else None,
         lost_seconds=0.0,

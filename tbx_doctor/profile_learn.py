@@ -3,7 +3,8 @@
 From the rows of `history.build_history`, keep training jobs that did not fail (verdict not
 `failed`, not zero epochs, not crashed) and derive, each as the observed min..max widened by a
 margin (default 25 %): epoch 0's mean loss, the minutes one epoch takes, AP@[.5:.95] after
-epoch 0. Iterations per epoch are reported as a comment: `profile.py` has no key for them.
+epoch 0; and iterations per epoch as the exact observed min..max (no margin: it changes only
+with the data or the batch size x GPUs, and such a change is what it is there to catch).
 The TOML uses `profile.py`'s schema, so `load_profile` reads it back unchanged.
 """
 
@@ -92,7 +93,17 @@ def render_profile(rows: list[JobRow], margin: float = 0.25) -> str:
             lines.append(f"# {key}: no {what} in these runs (built-in default kept)")
     if "loss" in seen:
         lines.append("loss_tolerance = 0.0  # the loss range above already holds the margin")
+    return "\n".join(lines + _job_table(good)) + "\n"
+
+
+def _job_table(good: list[JobRow]) -> list[str]:
+    """[job] iterations_per_epoch: the exact observed range (TOML ints)."""
     iterations = sorted({r.iterations_per_epoch for r in good if r.iterations_per_epoch})
-    if iterations:
-        lines.append(f"# iterations per epoch seen: {', '.join(map(str, iterations))}")
-    return "\n".join(lines) + "\n"
+    if not iterations:
+        return ["# iterations_per_epoch: none printed by these runs (no expectation set)"]
+    seen = ", ".join(map(str, iterations))
+    return [
+        "[job]",
+        f"iterations_per_epoch = [{iterations[0]}, {iterations[-1]}]  # observed {seen} "
+        "(exact: a change means other data or another batch size x GPUs)",
+    ]

@@ -15,9 +15,8 @@ from itertools import pairwise
 from pathlib import Path
 
 from tbx_doctor.parsing import patterns as P
+from tbx_doctor.parsing.logscan import LOSS_WINDOW  # bytes that hold the index and total loss
 from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
-
-HEAD = 320  # bytes of an iteration line that hold the index and the total loss
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def running_means(path: Path) -> dict[int, tuple[int, list[tuple[int, float]]]]:
         at = buf.find(P.ITERATION_PREFIX, pos, end)
         while at >= 0:
             if at == pos or buf[at - 1 : at] == b"\n":
-                _add(found, buf, at, min(end, at + HEAD))
+                _add(found, buf, at, min(end, at + LOSS_WINDOW))
             at = buf.find(P.ITERATION_PREFIX, at + 1, end)
     return found
 

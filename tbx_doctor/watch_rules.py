@@ -3,7 +3,8 @@
 The doctor's rules judge a finished log; these judge a growing one against the clock: no
 iteration long after `Start training`, a running loss stuck at exactly 0 with class_error 100,
 the time limit close while the current epoch is unsaved. They return `EarlyWarning`s, which
-have the shape of a `Finding` but codes of their own (`WATCH_CODES`, listed by `watch --help`).
+have the shape of a `Finding` but codes of their own (`WATCH_CODES`, listed by `watch --help`
+and, marked watch-only, by `tbx-doctor codes`).
 """
 
 from __future__ import annotations

@@ -32,9 +32,9 @@ def command(
         float, typer.Option(help="Widen each observed min..max by this fraction.", min=0.0)
     ] = 0.25,
 ) -> None:
-    """Derive expectation ranges (epoch-0 loss, minutes per epoch, AP after epoch 0) from runs
-    that did not fail, and print them as TOML for `tbx-doctor check --profile`. Iterations per
-    epoch are printed as a comment.
+    """Derive expectation ranges (epoch-0 loss, minutes per epoch, AP after epoch 0, iterations
+    per epoch) from runs that did not fail, and print them as TOML for `tbx-doctor check
+    --profile`.
 
     Exit codes: 0 printed, 2 unreadable input or no healthy training run among the inputs.
     """

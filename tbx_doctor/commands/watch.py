@@ -29,7 +29,9 @@ def parse_limit(text: str | None) -> float | None:
         numbers = [float(p) for p in parts]
         extra = float(days) * 86400 if days else 0.0
     except ValueError as exc:
-        raise typer.BadParameter(f"{text!r}: use H:MM:SS, D-HH:MM:SS or minutes") from exc
+        raise typer.BadParameter(
+            f"{text!r}: use H:MM:SS, D-HH:MM:SS or minutes", param_hint="--time-limit"
+        ) from exc
     if len(numbers) == 1:
         return extra + numbers[0] * 60
     while len(numbers) < 3:
@@ -50,36 +52,49 @@ def _printer(fmt: str):
     return emit
 
 
+_Log = Annotated[Path, typer.Argument(help="The job's .out log (it may not exist yet).")]
+_Interval = Annotated[float, typer.Option(help="Seconds between two looks.")]
+_Timeout = Annotated[
+    float | None, typer.Option(help="Stop after this many seconds (default: at the job's end).")
+]
+_Stall = Annotated[
+    float, typer.Option(help="Warn when no iteration follows `Start training` this long.")
+]
+_TimeLimit = Annotated[
+    str | None,
+    typer.Option(
+        help="The job's time limit (H:MM:SS, D-HH:MM:SS or minutes), counted from its Start "
+        "Time; SLURM_JOB_END_TIME in the log wins."
+    ),
+]
+_Margin = Annotated[
+    float, typer.Option(help="Warn this many minutes before the limit if the epoch is unsaved.")
+]
+_ZeroLoss = Annotated[
+    int, typer.Option(help="Warn when the running loss is exactly 0 this many iterations.")
+]
+_Settle = Annotated[
+    float, typer.Option(help="After the trainer's last line, wait this long for more.")
+]
+_Profile = Annotated[Path | None, typer.Option(help="TOML file of expectations.")]
+_Format = Annotated[
+    Format, typer.Option("--format", help="text lines, or one JSON object per event.")
+]
+_Strict = Annotated[bool, typer.Option(help="Exit 1 on warnings too.")]
+
+
 def command(
-    log: Annotated[Path, typer.Argument(help="The job's .out log (it may not exist yet).")],
-    interval: Annotated[float, typer.Option(help="Seconds between two looks.")] = 10.0,
-    timeout: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (default: at the job's end).")
-    ] = None,
-    stall_minutes: Annotated[
-        float, typer.Option(help="Warn when no iteration follows `Start training` this long.")
-    ] = 10.0,
-    time_limit: Annotated[
-        str | None,
-        typer.Option(
-            help="The job's time limit (H:MM:SS, D-HH:MM:SS or minutes), counted from its Start "
-            "Time; SLURM_JOB_END_TIME in the log wins."
-        ),
-    ] = None,
-    margin_minutes: Annotated[
-        float, typer.Option(help="Warn this many minutes before the limit if the epoch is unsaved.")
-    ] = 30.0,
-    zero_loss_iterations: Annotated[
-        int, typer.Option(help="Warn when the running loss is exactly 0 this many iterations.")
-    ] = 500,
-    settle: Annotated[
-        float, typer.Option(help="After the trainer's last line, wait this long for more.")
-    ] = 30.0,
-    profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
-    format: Annotated[
-        Format, typer.Option("--format", help="text lines, or one JSON object per event.")
-    ] = Format.text,
-    strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
+    log: _Log,
+    interval: _Interval = 10.0,
+    timeout: _Timeout = None,
+    stall_minutes: _Stall = 10.0,
+    time_limit: _TimeLimit = None,
+    margin_minutes: _Margin = 30.0,
+    zero_loss_iterations: _ZeroLoss = 500,
+    settle: _Settle = 30.0,
+    profile: _Profile = None,
+    format: _Format = Format.text,
+    strict: _Strict = False,
 ) -> None:
     """Follow a running job's log (and its .err), re-checking as lines arrive: each finding
     once, checklist items as they turn pass/fail, and early warnings: training-stalled (no

@@ -219,8 +219,9 @@ def test_fast_path_matches_typer_path(incident, capsys):
     capsys.readouterr()
     assert fast.run(["check", log, "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out) == json.loads(typer_out)
-    # Options it does not know are left to typer (usage message, exit 2).
-    assert fast.run(["check", log, "--format", "yaml"]) is None
+    # A bad value is answered here (one line, exit 2); options it does not know go to typer.
+    assert fast.run(["check", log, "--format", "yaml"]) == 2
+    assert fast.run(["check", log, "--formats", "json"]) is None
     assert fast.run(["check", "--help"]) is None and fast.run(["codes"]) is None
 
 

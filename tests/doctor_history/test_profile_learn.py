@@ -28,7 +28,8 @@ def test_ranges_from_small_runs_round_trip_through_load_profile(tmp_path):
     assert profile.first_epoch_minutes == (15.0, 25.0)
     assert profile.first_epoch_ap == (0.0225, 0.0375)
     assert profile.loss_tolerance == 0.0
-    assert "# iterations per epoch seen: 20" in text
+    assert profile.iterations_per_epoch == (20.0, 20.0)
+    assert "[job]\niterations_per_epoch = [20, 20]  # observed 20 (exact:" in text
 
 
 @pytest.mark.real_logs
