@@ -120,10 +120,10 @@ class DataConfig:
     train_json: str = ""  # default: <data_root>/annotations/json/TBX11K_train.json
     val_json: str = ""  # default: <data_root>/annotations/json/TBX11K_val.json
     image_root: str = ""  # default: <data_root>/imgs (json file_name is relative to it)
-    train_scales: tuple[int, ...] = (480, 512, 544, 576)  # multi-scale training, as the real runs
+    train_sizes: tuple[int, ...] = (480, 512, 544, 576)  # shorter side, one per sample (real runs)
     max_size: int = 600  # longer side cap in pixels
-    val_scale: int = 512  # shorter side at evaluation, pixels
-    hflip_prob: float = 0.5
+    val_size: int = 512  # shorter side at evaluation, pixels
+    flip_prob: float = 0.5
     num_workers: int = 2  # DataLoader worker processes per rank
 
     def train_json_path(self) -> str:
@@ -145,10 +145,10 @@ class DataConfig:
                 "no data: give --data-root (TBX11K layout) or all of --train-json, --val-json "
                 "and --image-root"
             )
-        if not self.train_scales or min(self.train_scales) < 32 or self.val_scale < 32:
-            raise ConfigError("train_scales and val_scale must be >= 32 pixels")
-        if not 0.0 <= self.hflip_prob <= 1.0:
-            raise ConfigError(f"hflip_prob={self.hflip_prob} must be within [0, 1]")
+        if not self.train_sizes or min(self.train_sizes) < 32 or self.val_size < 32:
+            raise ConfigError("train_sizes and val_size must be >= 32 pixels")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ConfigError(f"flip_prob={self.flip_prob} must be within [0, 1]")
         if self.num_workers < 0:
             raise ConfigError(f"num_workers={self.num_workers} must be >= 0")
 
@@ -238,7 +238,7 @@ RUN_PRESETS: dict[str, RunConfig] = {
     # The demo: learns the `tbx-train synth` default set on CPU in a few minutes.
     "tiny": RunConfig(
         model=MODEL_PRESETS["tiny"],
-        data=DataConfig(train_scales=(256,), max_size=256, val_scale=256, num_workers=0),
+        data=DataConfig(train_sizes=(128,), max_size=256, val_size=128, num_workers=0),
         train=TrainConfig(
             lr=2e-4, lr_backbone=2e-5, epochs=12, lr_drop=10, batch_size=2, print_freq=10
         ),
