@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import typer
 
+from tbx_train.commands import eval as eval_command
+from tbx_train.commands import run
+
 app = typer.Typer(
     name="tbx-train",
     help="Train and evaluate DINO-4scale on TBX11K or any COCO-format data set.",
@@ -19,6 +22,10 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Keep sub-command names explicit even while only one command is registered."""
+
+
+app.command("run")(run.command)
+app.command("eval")(eval_command.command)
 
 
 def main() -> None:
