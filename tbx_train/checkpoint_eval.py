@@ -75,5 +75,10 @@ def evaluate_checkpoint(
     ctx = TrainContext(model, criterion, optimizer=None, device=device)  # type: ignore[arg-type]
     logger = MetricLogger(10, write, device.type == "cuda", with_lr=False)
     return evaluate(
-        ctx, postprocessor, loader, len(loader), logger, score=coco_scorer(data.val_json_path())
+        ctx,
+        postprocessor,
+        loader,
+        len(loader),
+        logger,
+        score=coco_scorer(data.val_json_path(), write),
     )

@@ -238,7 +238,7 @@ class EvalResult:
 
     stats: dict[str, float]  # meter means (log.txt test_*)
     coco_stats: list[float] | None  # the 12 numbers of the pycocotools table, in table order
-    froc: dict[str, float] = field(default_factory=dict)
+    froc: dict[str, object] = field(default_factory=dict)  # evaluation.FrocResult.as_dict()
     predictions: dict[int, dict[str, Tensor]] = field(default_factory=dict)
 
 
@@ -283,7 +283,7 @@ def evaluate(
     batches: Iterable[MicroBatch],
     iterations: int,
     logger: MetricLogger,
-    score: Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, float]]]
+    score: Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, object]]]
     | None = None,
     is_main: bool = True,
 ) -> EvalResult:

@@ -11,9 +11,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from tbx_train.config import DataConfig, RunConfig
 from tbx_train.data import CocoSource, TransformConfig, build_datasets, collate_fn
+from tbx_train.evaluation import (
+    detections_from_results,
+    evaluate_coco,
+    evaluate_froc,
+    load_coco_gt,
+)
 from tbx_train.sampler import ShardSampler, StepBatchSampler
 
-Scorer = Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, float]]]
+Scorer = Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, object]]]
 
 
 @dataclass
@@ -83,36 +89,20 @@ def build_run_data(config: RunConfig, rank: int, world_size: int) -> RunData:
     )
 
 
-def coco_scorer(val_json: str) -> Scorer:
-    """COCO bbox AP table (printed by pycocotools) for predictions on the val set.
+def coco_scorer(val_json: str, write: Callable[[str], None] = print) -> Scorer:
+    """Scores predictions on the val set: prints the pycocotools table and the FROC lines.
 
-    Stand-in until tbx_train.evaluation (data helper: COCOeval + FROC) is merged.
+    Returns (the 12 COCO stats in table order, FROC numbers for log.txt).
     """
+    coco_gt = load_coco_gt(val_json)
 
-    def score(predictions: dict[int, dict[str, Tensor]]) -> tuple[list[float], dict[str, float]]:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-
-        gt = COCO(val_json)
-        rows = []
-        for image_id, det in predictions.items():
-            boxes = det["boxes"].clone()
-            boxes[:, 2:] -= boxes[:, :2]  # xyxy -> xywh
-            for box, score_, label in zip(boxes, det["scores"], det["labels"], strict=True):
-                rows.append(
-                    {
-                        "image_id": image_id,
-                        "category_id": int(label),
-                        "bbox": [float(v) for v in box],
-                        "score": float(score_),
-                    }
-                )
-        if not rows:
-            return [0.0] * 12, {}
-        evaluator = COCOeval(gt, gt.loadRes(rows), "bbox")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-        return [float(x) for x in evaluator.stats], {}
+    def score(predictions: dict[int, dict[str, Tensor]]) -> tuple[list[float], dict[str, object]]:
+        image_ids = sorted(predictions)
+        detections = detections_from_results(image_ids, [predictions[i] for i in image_ids])
+        coco = evaluate_coco(coco_gt, detections, echo=write)
+        froc = evaluate_froc(coco_gt, detections)
+        for line in froc.render():
+            write(line)
+        return list(coco.stats), froc.as_dict()
 
     return score

@@ -165,7 +165,7 @@ def _logger(session: Session, with_lr: bool = True) -> MetricLogger:
 
 def _evaluate(session: Session) -> EvalResult:
     data = session.data
-    scorer = coco_scorer(data.val_json) if session.is_main else None
+    scorer = coco_scorer(data.val_json, session.write) if session.is_main else None
     return evaluate(
         session.ctx,
         session.state.postprocessor,
@@ -229,13 +229,14 @@ def _finish_epoch(session: Session, epoch: int, train_stats: dict, seconds: floa
     due = (epoch + 1) % train.eval_interval == 0 or epoch + 1 == train.epochs
     result = _evaluate(session) if due else None
     coco = result.coco_stats if result else None
+    froc = result.froc if result else {}
     metrics = {"AP": coco[0], "AP50": coco[1]} if coco else {}
-    metrics.update(result.froc if result else {})
+    metrics.update({k: float(v) for k, v in froc.items() if isinstance(v, float)})
     path = _save(session, epoch, 0, metrics)
     session.write(f"Saved checkpoint: {path} (epoch {epoch})")
     if session.is_main:
         test_stats = result.stats if result else {}
-        extra = {f"test_{k}": v for k, v in (result.froc if result else {}).items()}
+        extra = {f"test_{k}": v for k, v in froc.items()}
         record = epoch_record(
             train_stats, test_stats, coco, epoch, session.state.n_parameters, seconds, extra
         )

@@ -52,5 +52,3 @@ def command(
         raise typer.Exit(2) from error
     if result.coco_stats:
         print(f"AP {result.coco_stats[0]:.3f}  AP50 {result.coco_stats[1]:.3f}", flush=True)
-    for name, value in result.froc.items():
-        print(f"FROC {name}: {value:.3f}", flush=True)
