@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import typer
 
+from tbx_train.commands import plan
+
 app = typer.Typer(
     name="tbx-train",
     help="Train and evaluate DINO-4scale on TBX11K or any COCO-format data set.",
@@ -19,6 +21,9 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Keep sub-command names explicit even while only one command is registered."""
+
+
+app.command("plan")(plan.command)
 
 
 def main() -> None:
