@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typer
 
+from tbx_doctor.commands import check, codes, hook
+
 app = typer.Typer(
     name="tbx-doctor",
     help="Diagnose SLURM training jobs (DINO / DETR family, tbx-train) from their logs and "
@@ -22,6 +24,11 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Keep sub-command names explicit even while only one command is registered."""
+
+
+app.command("check")(check.command)
+app.command("codes")(codes.command)
+app.command("hook")(hook.command)
 
 
 def main() -> None:
