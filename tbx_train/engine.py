@@ -191,7 +191,7 @@ class EpochPlan:
     start_iteration: int = 0
     global_step: int = 0
     max_steps: int | None = None
-    stop_requested: Callable[[], bool] = field(default=lambda: False)
+    stop_requested: Callable[[], str | None] = field(default=lambda: None)  # signal name
 
 
 def train_one_epoch(
@@ -208,7 +208,13 @@ def train_one_epoch(
     for group in _grouped(iter(batches), plan.grad_accum):
         logger.mark_data(len(group))
         group = [to_device(b, ctx.device) for b in group]
-        values = optimizer_step(ctx, group)
+        try:
+            values = optimizer_step(ctx, group)
+        except NonFiniteLossError as error:
+            # DINO's guard lines; the weights and the last checkpoint are untouched.
+            logger.write(f"Loss is {error.loss_value}, stopping training")
+            logger.write(str(error.terms))
+            raise
         index, step = index + len(group), step + 1
         logger.update(lr=ctx.optimizer.param_groups[0]["lr"], **values)
         logger.tick(index, len(group))
@@ -232,7 +238,7 @@ class EvalResult:
 
     stats: dict[str, float]  # meter means (log.txt test_*)
     coco_stats: list[float] | None  # the 12 numbers of the pycocotools table, in table order
-    froc: dict[str, float] = field(default_factory=dict)
+    froc: dict[str, object] = field(default_factory=dict)  # evaluation.FrocResult.as_dict()
     predictions: dict[int, dict[str, Tensor]] = field(default_factory=dict)
 
 
@@ -277,7 +283,7 @@ def evaluate(
     batches: Iterable[MicroBatch],
     iterations: int,
     logger: MetricLogger,
-    score: Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, float]]]
+    score: Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, object]]]
     | None = None,
     is_main: bool = True,
 ) -> EvalResult:
