@@ -9,6 +9,7 @@ in milliseconds, for tests that need many steps.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from tbx_train.distributed import cleanup_distributed, init_distributed
 from tbx_train.engine import TrainContext, optimizer_step, to_device
 from tbx_train.model import build_dino
 from tbx_train.sampler import StepBatchSampler
+from tbx_train.signals import StopRequest
 
 NUM_IMAGES, NUM_CLASSES, SIZE = 16, 4, 64
 
@@ -145,6 +147,10 @@ def rank_main(rank: int, world_size: int, port: int, steps: int, out: str, kind:
     ctx = context(ddp, criterion, optimizer, world_size)
     sampler = StepBatchSampler(NUM_IMAGES, 1, 1, world_size, rank, seed=3)
     train_steps(ctx, sampler, steps)
+    with StopRequest() as stop:  # only the last rank gets SLURM's signal; all must agree
+        if rank == world_size - 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        agreed = stop.stop_signal()
     if info.is_main:
-        torch.save(model.state_dict(), Path(out))
+        torch.save({"model": model.state_dict(), "stop_signal": agreed}, Path(out))
     cleanup_distributed()

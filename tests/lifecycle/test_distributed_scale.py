@@ -75,7 +75,10 @@ def _max_rel_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> flo
 
 
 def test_two_gloo_ranks_match_one_process_with_accumulation(tmp_path):
-    """The real tiny DINO, the engine's optimizer step, our gloo init: 1 x accum 2 == 2 x 1."""
+    """The real tiny DINO, the engine's optimizer step, our gloo init: 1 x accum 2 == 2 x 1.
+
+    The ranks then agree on a stop signal that only rank 1 received.
+    """
     torch.set_num_threads(1)
     kind = "tiny-dino"
     model, criterion, optimizer = scale_worker.build(kind)
@@ -86,7 +89,9 @@ def test_two_gloo_ranks_match_one_process_with_accumulation(tmp_path):
 
     out = tmp_path / "rank0.pt"
     mp.spawn(scale_worker.rank_main, args=(2, _free_port(), STEPS, str(out), kind), nprocs=2)
-    distributed = torch.load(out, weights_only=True)
+    saved = torch.load(out, weights_only=True)
+    distributed = saved["model"]
+    assert saved["stop_signal"] == "SIGUSR1"  # rank 1's signal reached rank 0's decision
 
     initial = scale_worker.build(kind)[0].state_dict()
     moved = max(float((single[k] - initial[k]).abs().max()) for k in single)

@@ -74,7 +74,7 @@ def test_handlers_are_restored_and_flag_is_local_without_a_group():
     with StopRequest() as stop:
         assert not stop.should_stop()
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.requested and stop.should_stop() and stop.signal_name == "SIGTERM"
+        assert stop.requested and stop.should_stop() and stop.stop_signal() == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) is before
 
 
