@@ -76,7 +76,7 @@ tbx_choose_source() {
 # The tbx-train options shared by `plan` and `run` (ARGS).
 tbx_build_args() {
   ARGS=(--preset "$TBX_PRESET" --data-root "$TBX_DATA_ROOT" --output-dir "$RUN_DIR"
-    --world-size "$TBX_WORLD_SIZE" "${RESUME_ARGS[@]}")
+    "${RESUME_ARGS[@]}")
   [[ -n ${TBX_EPOCHS:-} ]] && ARGS+=(--epochs "$TBX_EPOCHS")
   [[ $TBX_CPU_ONLY == 1 ]] && ARGS+=(--device cpu)
   local extra=()

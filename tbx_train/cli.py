@@ -25,9 +25,9 @@ def _root() -> None:
 
 
 app.command("run")(run.command)
+app.command("plan")(plan.command)
 app.command("eval")(eval_command.command)
 app.command("synth")(synth.command)
-app.command("plan")(plan.command)
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 SLURM warns before the time limit with `#SBATCH --signal=B:USR1@120` (the batch shell traps it
 and forwards it) and sends SIGTERM before killing. The handlers only set a flag; the engine calls
-`StopRequest.should_stop()` after each optimizer step, which all-reduces the flag so every rank
-stops after the same step, then saves a mid-epoch checkpoint (`next_iteration` = the next
+`StopRequest.stop_signal(device)` after each optimizer step, which all-reduces the flag so every
+rank stops after the same step, then saves a mid-epoch checkpoint (`next_iteration` = the next
 micro-batch) and exits with `EXIT_REQUEUE`.
 """
 
@@ -62,13 +62,19 @@ class StopRequest:
         """True once this process received a stop signal."""
         return self.signal_name is not None
 
-    def should_stop(self, device: torch.device | str = "cpu") -> bool:
-        """Whether any rank was asked to stop (a collective: call it on every rank, same step).
+    def stop_signal(self, device: torch.device | str = "cpu") -> str | None:
+        """The stop signal's name if any rank received one, else None (a collective).
 
-        `device` must be the process group's device (CUDA for NCCL); without a group it is local.
+        Call it on every rank after the same optimizer step so they all stop together; `device`
+        must suit the process group (CUDA for NCCL). Without a group it is this process's flag.
         """
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=device)
-        return bool(all_reduce_max(flag).item() > 0)
+        number = signal.Signals[self.signal_name].value if self.signal_name else 0
+        agreed = int(all_reduce_max(torch.tensor([number], device=device)).item())
+        return signal.Signals(agreed).name if agreed else None
+
+    def should_stop(self, device: torch.device | str = "cpu") -> bool:
+        """`stop_signal(device) is not None` (a collective as well)."""
+        return self.stop_signal(device) is not None
 
 
 def format_interrupt_line(signal_name: str, path: str, epoch: int, iteration: int) -> str:

@@ -1,27 +1,27 @@
 """`tbx-train plan`: print what `tbx-train run` would do with the same options, then exit.
 
-Exit codes: 0 the plan is fine (the report, then the `Run plan:` line), 3 refused (the
-`Run plan refused: ... Fix: ...` line), 2 bad options or unreadable input.
+The command takes `run`'s signature itself (functools.wraps), so both always accept exactly the
+same options (tbx_train.commands.run_options). Exit codes: 0 the plan is fine (the report, then
+the `Run plan:` line), 3 refused (`Run plan refused: ... Fix: ...`), 2 bad options or input.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from typing import Any
 
 import typer
 
-from tbx_train.commands.options import RunOptions, build_run_config, run_options_command
+from tbx_train.commands import run
+from tbx_train.commands import run_options as opt
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 2, 3
 
 
-def plan(options: RunOptions) -> int:
-    """Show the run plan (fresh / pretrained / resume, epochs to run, strategies) and exit.
-
-    Takes exactly the options of `tbx-train run`. World size: --world-size, else the launcher's
-    (WORLD_SIZE, SLURM_NTASKS), else 1. Exit 0 = runnable, 3 = refused, 2 = bad input.
-    """
-    # Heavy imports here: `tbx-train --help` must stay fast.
+def plan(options: dict[str, Any]) -> int:
+    """Decide and print the plan for `run`'s options; returns the exit code."""
+    # Imported here: `tbx-train --help` must not pay for torch.
     from tbx_train.checkpoint import CheckpointError
     from tbx_train.config import ConfigError
     from tbx_train.distributed import launcher_world_size
@@ -34,7 +34,7 @@ def plan(options: RunOptions) -> int:
     )
 
     try:
-        config = build_run_config(options)
+        config = opt.build_run_config(options.pop("preset"), **options)
         world_size = config.train.world_size or launcher_world_size(os.environ)
         run_plan = decide_plan(request_from_config(config, world_size))
     except PlanRefused as exc:
@@ -48,4 +48,13 @@ def plan(options: RunOptions) -> int:
     return EXIT_OK
 
 
-command = run_options_command(plan)
+@functools.wraps(run.command)
+def command(**options: Any) -> None:
+    raise typer.Exit(plan(options))
+
+
+command.__doc__ = """Show what `run` would do with these options (fresh / pretrained / resume,
+epochs to run, both strategies), then exit: 0 runnable, 3 refused, 2 bad input.
+
+World size: the preset's, else the launcher's (WORLD_SIZE, SLURM_NTASKS), else 1.
+"""

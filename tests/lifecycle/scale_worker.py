@@ -1,25 +1,46 @@
 """Training pieces shared by the scale and resume tests (also the body of spawned ranks).
 
-`StandInDetector` / `StandInCriterion` follow the model contract (images, masks, targets in;
-`pred_logits`/`pred_boxes` out; losses summed over boxes and divided by `num_boxes`; a
-`weight_dict`), small enough to train on 2 cores. They exercise the engine's optimizer step,
-the sampler and our process group exactly as DINO would.
+Two models: the real tiny DINO (`build_dino(model_preset("tiny"))`), and `StandInDetector` /
+`StandInCriterion`, which follow the same contract (images, masks, targets in; `pred_logits` /
+`pred_boxes` out; losses summed over boxes and divided by `num_boxes`; a `weight_dict`) and train
+in milliseconds, for tests that need many steps.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tbx_train.config import model_preset
 from tbx_train.distributed import cleanup_distributed, init_distributed
 from tbx_train.engine import TrainContext, optimizer_step, to_device
+from tbx_train.model import build_dino
 from tbx_train.sampler import StepBatchSampler
+from tbx_train.signals import StopRequest
 
-NUM_IMAGES, NUM_CLASSES, SIZE = 16, 4, 16
+NUM_IMAGES, NUM_CLASSES, SIZE = 16, 4, 64
+
+
+class SeededByImage(nn.Module):
+    """Seeds the global RNG from the micro-batch's image ids before the model runs.
+
+    DINO draws its denoising noise from the global RNG, so without this the noise of a
+    micro-batch would depend on the rank and on how many micro-batches ran before it.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor, masks: Tensor, targets=None) -> dict:
+        if targets is not None:
+            torch.manual_seed(sum(int(t["image_id"]) * 7919 for t in targets) + 1)
+        return self.model(images, masks, targets)
 
 
 class StandInDetector(nn.Module):
@@ -66,6 +87,9 @@ def sample(index: int) -> tuple[Tensor, dict[str, Tensor]]:
     target = {
         "labels": torch.randint(1, NUM_CLASSES, (count,), generator=gen),
         "boxes": torch.rand(count, 4, generator=gen) * 0.5 + 0.25,
+        "image_id": torch.tensor(index),
+        "orig_size": torch.tensor([SIZE, SIZE]),
+        "size": torch.tensor([SIZE, SIZE]),
     }
     return torch.randn(3, SIZE, SIZE, generator=gen), target
 
@@ -79,11 +103,27 @@ def micro_batches(sampler: StepBatchSampler):
         yield images, masks, [target for _, target in items]
 
 
-def build(seed: int = 0) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer]:
-    """Identical initial weights on every rank and layout."""
-    torch.manual_seed(seed)
-    model = StandInDetector()
-    return model, StandInCriterion(), torch.optim.AdamW(model.parameters(), lr=1e-2)
+def build(kind: str = "stand-in") -> tuple[nn.Module, nn.Module, torch.optim.Optimizer]:
+    """Identical initial weights on every rank and layout; kind: "stand-in" | "tiny-dino".
+
+    Plain SGD (and no clipping in `context`): Adam and max-norm clipping hide a wrongly scaled
+    gradient, SGD shows it in the weights.
+    """
+    torch.manual_seed(0)
+    if kind == "tiny-dino":
+        dino, criterion, _ = build_dino(model_preset("tiny", num_queries=50))
+        model: nn.Module = SeededByImage(dino)
+    else:
+        model, criterion = StandInDetector(), StandInCriterion()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return model, criterion, torch.optim.SGD(trainable, lr=1e-2)
+
+
+def context(model: nn.Module, criterion: nn.Module, optimizer, world_size: int = 1) -> TrainContext:
+    """The engine's step context on the CPU, full precision, clipping off (see `build`)."""
+    return TrainContext(
+        model, criterion, optimizer, torch.device("cpu"), clip_max_norm=0.0, world_size=world_size
+    )
 
 
 def train_steps(ctx: TrainContext, sampler: StepBatchSampler, steps: int) -> None:
@@ -94,7 +134,7 @@ def train_steps(ctx: TrainContext, sampler: StepBatchSampler, steps: int) -> Non
         optimizer_step(ctx, group)
 
 
-def rank_main(rank: int, world_size: int, port: int, steps: int, out: str) -> None:
+def rank_main(rank: int, world_size: int, port: int, steps: int, out: str, kind: str) -> None:
     """Body of one spawned rank: join the gloo group via our init, train, rank 0 saves weights."""
     torch.set_num_threads(1)
     os.environ.update(
@@ -102,11 +142,15 @@ def rank_main(rank: int, world_size: int, port: int, steps: int, out: str) -> No
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     info = init_distributed(device="cpu")
-    model, criterion, optimizer = build()
+    model, criterion, optimizer = build(kind)
     ddp = nn.parallel.DistributedDataParallel(model)
-    ctx = TrainContext(ddp, criterion, optimizer, torch.device("cpu"), world_size=world_size)
+    ctx = context(ddp, criterion, optimizer, world_size)
     sampler = StepBatchSampler(NUM_IMAGES, 1, 1, world_size, rank, seed=3)
     train_steps(ctx, sampler, steps)
+    with StopRequest() as stop:  # only the last rank gets SLURM's signal; all must agree
+        if rank == world_size - 1:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        agreed = stop.stop_signal()
     if info.is_main:
-        torch.save(model.state_dict(), Path(out))
+        torch.save({"model": model.state_dict(), "stop_signal": agreed}, Path(out))
     cleanup_distributed()

@@ -7,7 +7,7 @@ import inspect
 from typer.testing import CliRunner
 
 from tbx_train.cli import app
-from tbx_train.commands.options import collect_run_options
+from tbx_train.commands import run
 from tbx_train.commands.plan import command
 
 from .conftest import tbx_payload
@@ -16,7 +16,8 @@ runner = CliRunner()
 
 
 def invoke(*args: str, env: dict[str, str] | None = None):
-    return runner.invoke(app, ["plan", *args], env=env or {})
+    # The data root is validated like `run` does, but the plan never opens it.
+    return runner.invoke(app, ["plan", "--data-root", "data", *args], env=env or {})
 
 
 def test_fresh_plan_prints_report_and_line(tmp_path):
@@ -60,6 +61,4 @@ def test_unreadable_explicit_resume_exits_2(tmp_path):
 
 
 def test_plan_takes_exactly_the_run_options():
-    assert (
-        inspect.signature(command).parameters == inspect.signature(collect_run_options).parameters
-    )
+    assert inspect.signature(command).parameters == inspect.signature(run.command).parameters

@@ -8,7 +8,7 @@ import signal
 import torch
 
 from tbx_train.checkpoint import build_checkpoint, build_strategy, load_checkpoint, save_checkpoint
-from tbx_train.engine import EpochPlan, TrainContext, train_one_epoch
+from tbx_train.engine import EpochPlan, train_one_epoch
 from tbx_train.logs import MetricLogger
 from tbx_train.sampler import StepBatchSampler
 from tbx_train.signals import EXIT_REQUEUE, StopRequest, format_interrupt_line
@@ -37,8 +37,7 @@ def _epoch(ctx, start_iteration, global_step, stop, signal_at=None):
 
 
 def _context():
-    model, criterion, optimizer = scale_worker.build()
-    return TrainContext(model, criterion, optimizer, torch.device("cpu"))
+    return scale_worker.context(*scale_worker.build())
 
 
 def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path):
@@ -75,7 +74,7 @@ def test_handlers_are_restored_and_flag_is_local_without_a_group():
     with StopRequest() as stop:
         assert not stop.should_stop()
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.requested and stop.should_stop() and stop.signal_name == "SIGTERM"
+        assert stop.requested and stop.should_stop() and stop.stop_signal() == "SIGTERM"
     assert signal.getsignal(signal.SIGTERM) is before
 
 
