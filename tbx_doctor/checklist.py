@@ -49,59 +49,38 @@ def _start_item(facts: JobFacts) -> Item:
 
 
 def _epoch0_items(facts: JobFacts, profile: Profile) -> list[Item]:
+    """Loss and AP of epoch 0 against the profile (unknown when this job did not train it)."""
     lo, hi = profile.first_epoch_loss
-    m_lo, m_hi = profile.first_epoch_minutes
-    ap_lo = profile.first_epoch_ap[0]
-    labels = (
-        f"Epoch 0 mean loss about {lo:g}-{hi:g}",
-        f"First epoch takes {m_lo:g}-{m_hi:g} min",
-        f"AP after epoch 0 at least {ap_lo * 100:g}%",
-    )
+    tol, ap_lo = profile.loss_tolerance, profile.first_epoch_ap[0]
+    loss_label = f"Epoch 0 mean loss about {lo:g}-{hi:g}"
+    ap_label = f"AP after epoch 0 at least {ap_lo * 100:g}%"
     epoch0 = next((e for e in facts.trained_epochs if e.epoch == 0), None)
     first = facts.trained_epochs[0] if facts.trained_epochs else None
     if epoch0 is None or not epoch0.finished:
-        why = (
-            "epoch 0 not trained in this job"
-            if first and first.epoch > 0
-            else "epoch 0 not finished"
-        )
-        status = (
-            "pending" if facts.still_growing and (first is None or first.epoch == 0) else "unknown"
-        )
-        items = [Item(labels[0], status, why), Item(labels[2], status, why)]
-    else:
-        loss_ok = (
-            epoch0.loss_mean is not None
-            and lo - profile.loss_tolerance <= epoch0.loss_mean <= hi + profile.loss_tolerance
-        )
-        items = [
-            Item(
-                labels[0],
-                "pass" if loss_ok else "fail",
-                f"{epoch0.loss_mean} at {where(epoch0.last)}",
-            )
-        ]
-        items.append(
-            Item(
-                labels[2],
-                "unknown" if epoch0.ap is None else ("pass" if epoch0.ap >= ap_lo else "fail"),
-                f"{epoch0.ap} at {where(epoch0.ap_line)}",
-            )
-        )
+        later = first is not None and first.epoch > 0
+        why = "epoch 0 not trained in this job" if later else "epoch 0 not finished"
+        status = "pending" if facts.still_growing and not later else "unknown"
+        return [Item(loss_label, status, why), Item(ap_label, status, why)]
+    loss = epoch0.loss_mean
+    loss_ok = loss is not None and lo - tol <= loss <= hi + tol
+    ap = epoch0.ap
+    ap_status = "unknown" if ap is None else ("pass" if ap >= ap_lo else "fail")
+    return [
+        Item(loss_label, "pass" if loss_ok else "fail", f"{loss} at {where(epoch0.last)}"),
+        Item(ap_label, ap_status, f"{ap} at {where(epoch0.ap_line)}"),
+    ]
+
+
+def _epoch_time_item(facts: JobFacts, profile: Profile) -> Item:
+    """Duration of the first epoch this job timed (its `Total time` line)."""
+    m_lo, m_hi = profile.first_epoch_minutes
+    label = f"First epoch takes {m_lo:g}-{m_hi:g} min"
     timed = next((e for e in facts.trained_epochs if e.seconds is not None), None)
     if timed is None:
-        items.insert(1, Item(labels[1], _open(facts), "no epoch `Total time` line"))
-    else:
-        ok = m_lo * 60 <= timed.seconds <= m_hi * 60
-        items.insert(
-            1,
-            Item(
-                labels[1],
-                "pass" if ok else "fail",
-                f"epoch {timed.epoch}: {minutes(timed.seconds)} ({where(timed.time_line)})",
-            ),
-        )
-    return items
+        return Item(label, _open(facts), "no epoch `Total time` line")
+    ok = m_lo * 60 <= timed.seconds <= m_hi * 60
+    evidence = f"epoch {timed.epoch}: {minutes(timed.seconds)} ({where(timed.time_line)})"
+    return Item(label, "pass" if ok else "fail", evidence)
 
 
 def _duration_item(facts: JobFacts, profile: Profile) -> Item:
@@ -132,9 +111,12 @@ def _duration_item(facts: JobFacts, profile: Profile) -> Item:
 
 def build_checklist(facts: JobFacts, profile: Profile) -> list[Item]:
     """The six checks of the incident write-up, generalised by the profile."""
+    loss_item, ap_item = _epoch0_items(facts, profile)
     return [
         _path_item(facts, profile),
         _start_item(facts),
-        *_epoch0_items(facts, profile),
+        loss_item,
+        _epoch_time_item(facts, profile),
+        ap_item,
         _duration_item(facts, profile),
     ]

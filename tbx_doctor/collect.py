@@ -15,7 +15,7 @@ from tbx_doctor.errors import InputNotFound, UnreadableInput
 from tbx_doctor.parsing.outputs import looks_like_output_dir
 
 LOG_SUFFIXES = (".out", ".err", ".log", ".txt")
-JOB_ID = re.compile(r"(?<![0-9])([0-9]{4,})(?![0-9])")
+JOB_ID = re.compile(r"(?<![0-9])([0-9]+)(?![0-9])")
 
 
 @dataclass
@@ -93,12 +93,15 @@ def _add_companions(job: JobFiles) -> None:
 
 def find_sibling_logs(job_id: str, folders: list[Path], given: list[Path]) -> list[Path]:
     """Logs of job `job_id`: among the given paths, then `*_<id>.out[.gz]` in the folders."""
-    hits = [p for p in given if p.is_file() and job_id in JOB_ID.findall(p.name)]
+    hits = [p for p in given if p.is_file() and JobFiles(log_stem(p)).job_id == job_id]
     for folder in dict.fromkeys(folders):
         if not folder.is_dir():
             continue
-        for pattern in (f"*{job_id}.out", f"*{job_id}.out.gz", f"*{job_id}.err"):
-            hits.extend(p for p in sorted(folder.glob(pattern)) if p.is_file())
+        for sep in ("_", "-"):
+            for suffix in (".out", ".out.gz", ".err"):
+                hits.extend(
+                    p for p in sorted(folder.glob(f"*{sep}{job_id}{suffix}")) if p.is_file()
+                )
     unique: dict[str, Path] = {}
     for p in hits:
         unique.setdefault(str(p.resolve()), p)

@@ -121,6 +121,7 @@ def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
             for e in trained
         ],
         "training_time_seconds": facts.training_time,
+        "eval_ap": facts.eval_ap,
         "end_reason": _end_reason(facts, findings),
         "output_dir": facts.output_dir,
         "missing_files": list(facts.missing),

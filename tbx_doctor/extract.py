@@ -174,65 +174,81 @@ def _identity(job: JobFiles, signals: dict) -> tuple[str | None, str | None]:
 
 
 def _still_growing(job: JobFiles, ended: bool, now: float) -> bool:
-    if ended or not job.logs:
+    plain = [p for p in job.logs if not p.name.endswith(".gz")]  # a .gz is never written live
+    if ended or not plain:
         return False
-    newest = max(p.stat().st_mtime for p in job.logs)
+    newest = max(p.stat().st_mtime for p in plain)
     return now - newest < RUNNING_GRACE_SECONDS
 
 
-def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> JobFacts:
-    """Scan the job's files and assemble its facts (the rules' only input)."""
-    scans = [scan_log(p, str(p)) for p in job.logs]
-    signals, counts = merge_events(scans)
-    args0 = arguments.args_from(signals, None, None)
-    out_path = find_output_dir(job, args0.values, signals)
-    output = read_output_dir(out_path) if out_path else None
-    config_line = (
-        Line(str(output.config_file), 0, "config_args_all.json")
-        if output and output.config_file
-        else None
-    )
-    args = arguments.args_from(signals, output.config if output else None, config_line)
-    decisions = decisions_from(signals, args)
+def _time_facts(signals: dict[str, tuple[Line, ...]]) -> dict:
     start, end = (signals.get(k, (None,))[0] for k in ("start_time", "end_time"))
     t0, t1 = parse_clock(start), parse_clock(end)
     slurm_line, slurm_time = slurm_end(signals)
     # Cluster banners print local time without a zone and SLURM prints local ISO time.
     t1 = t1 or slurm_time
     train_time = signals.get("training_time", ())
+    return {
+        "start": start,
+        "end": end,
+        "slurm_end": slurm_line,
+        "wall_seconds": (t1 - t0).total_seconds() if t0 and t1 else None,
+        "training_time": parse_duration(train_time[-1].text.split("time", 1)[1])
+        if train_time
+        else None,
+        "training_time_line": train_time[-1] if train_time else None,
+    }
+
+
+def _arg_facts(args: arguments.Args, signals: dict[str, tuple[Line, ...]]) -> dict:
+    return {
+        "eval_only": _eval_only(args, signals),
+        "decisions": tuple(decisions_from(signals, args)),
+        "plan": dict(args.values) if signals.get("run_plan") else {},
+        "plan_line": (signals.get("run_plan") or (None,))[0],
+        "epochs_planned": args.get_int("epochs"),
+        "epochs_planned_line": args.lines.get("epochs"),
+        "strategy": arguments.strategy_from(args, signals),
+    }
+
+
+def _scan_facts(scans: list[LogScan], signals: dict[str, tuple[Line, ...]]) -> dict:
+    return {
+        "fresh_claims": signals.get("fresh_claim", ()),
+        "start_training": (signals.get("start_training") or (None,))[0],
+        "success_claims": signals.get("success", ()),
+        "truncated": tuple(f"{s.path}: {s.status.problem}" for s in scans if s.status.truncated),
+        "replaced_lines": sum(s.replaced_lines for s in scans),
+        "last_phase": next((s.last_phase for s in scans if s.last_phase), ""),
+        "last_line": scans[0].last_line if scans else None,
+        "iterations_seen": sum(p.lines for s in scans for p in s.epochs.values()),
+        "eval_ap": next((r.value for s in scans for r in s.aps if r.epoch is None), None),
+    }
+
+
+def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> JobFacts:
+    """Scan the job's files and assemble its facts (the rules' only input)."""
+    scans = [scan_log(p, str(p)) for p in job.logs]
+    signals, counts = merge_events(scans)
+    out_path = find_output_dir(job, arguments.args_from(signals, None, None).values, signals)
+    output = read_output_dir(out_path) if out_path else None
+    config_line = None
+    if output and output.config_file:
+        config_line = Line(str(output.config_file), 0, "config_args_all.json")
+    args = arguments.args_from(signals, output.config if output else None, config_line)
     job_id, node = _identity(job, signals)
     facts = JobFacts(
         files=tuple(str(p) for p in job.logs) + ((str(out_path),) if out_path else ()),
         job_id=job_id,
-        slurm_end=slurm_line,
         node=node,
-        start=start,
-        end=end,
-        wall_seconds=(t1 - t0).total_seconds() if t0 and t1 else None,
-        eval_only=_eval_only(args, signals),
-        decisions=tuple(decisions),
-        fresh_claims=signals.get("fresh_claim", ()),
-        plan=dict(args.values) if signals.get("run_plan") else {},
-        plan_line=(signals.get("run_plan") or (None,))[0],
-        epochs_planned=args.get_int("epochs"),
-        epochs_planned_line=args.lines.get("epochs"),
-        strategy=arguments.strategy_from(args, signals),
-        start_training=(signals.get("start_training") or (None,))[0],
-        epochs=epochs_from(scans, output),
-        training_time=parse_duration(train_time[-1].text.split("time", 1)[1])
-        if train_time
-        else None,
-        training_time_line=train_time[-1] if train_time else None,
-        success_claims=signals.get("success", ()),
         signals=signals,
         counts=counts,
-        truncated=tuple(f"{s.path}: {s.status.problem}" for s in scans if s.status.truncated),
-        replaced_lines=sum(s.replaced_lines for s in scans),
-        last_phase=next((s.last_phase for s in scans if s.last_phase), ""),
-        last_line=scans[0].last_line if scans else None,
-        output_dir=str(out_path) if out_path else None,
-        iterations_seen=sum(p.lines for s in scans for p in s.epochs.values()),
+        epochs=epochs_from(scans, output),
         missing=tuple(job.missing),
+        output_dir=str(out_path) if out_path else None,
+        **_time_facts(signals),
+        **_arg_facts(args, signals),
+        **_scan_facts(scans, signals),
     )
     facts = replace(facts, still_growing=_still_growing(job, facts.ended, now or time.time()))
     return _with_source(facts, job, given, signals)

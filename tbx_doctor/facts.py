@@ -113,6 +113,7 @@ class JobFacts:
     still_growing: bool = False  # modified recently and no ending seen: the job may be running
     output_dir: str | None = None
     iterations_seen: int = 0
+    eval_ap: float | None = None  # AP@[.5:.95] of an evaluation that followed no training
     missing: tuple[str, ...] = ()  # companion files looked for and not found
 
     def signal(self, kind: str) -> tuple[Line, ...]:
@@ -121,8 +122,12 @@ class JobFacts:
     @property
     def decision(self) -> Decision | None:
         """The path actually taken: resume beats pretrained (DINO ignores the latter then)."""
-        by_mode = {d.mode: d for d in self.decisions}
-        return by_mode.get("resume") or by_mode.get("pretrained") or by_mode.get("fresh")
+        for mode in ("resume", "pretrained", "fresh"):
+            chosen = [d for d in self.decisions if d.mode == mode]
+            if chosen:
+                # A line that states the source epoch (tbx-train) is the better evidence.
+                return next((d for d in chosen if d.source_epoch is not None), chosen[0])
+        return None
 
     @property
     def trained_epochs(self) -> tuple[EpochFacts, ...]:
@@ -141,5 +146,6 @@ class JobFacts:
             "sigusr1",
             "plan_refused",
             "task_failed",
+            "killed",
         )
         return bool(self.end or self.training_time_line or any(self.signal(k) for k in kinds))

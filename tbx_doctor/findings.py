@@ -63,7 +63,10 @@ CODES: dict[str, tuple[str, str]] = {
         "warning",
         "A banner line claims one path (e.g. FRESH training) but the run took another.",
     ),
-    "task-failed": ("error", "srun reported a task exiting with an error or killed."),
+    "task-failed": (
+        "error",
+        "srun/torchrun reported a task that exited with an error or was killed.",
+    ),
     "requeued": (
         "info",
         "tbx-train saved a resumable checkpoint on a signal and exited 75 for requeue.",

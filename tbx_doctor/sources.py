@@ -132,5 +132,15 @@ class SourceFinder:
             missing.append(
                 description.format(job=source.job_id or "?", dir=Path(source.checkpoint).parent)
             )
-        missing.append(f"the checkpoint itself ({source.checkpoint}) with a metadata reader")
+        missing.append(self._checkpoint_note(source, ctx))
         return replace(source, missing=tuple(missing))
+
+    @staticmethod
+    def _checkpoint_note(source: SourceRun, ctx: SourceContext) -> str:
+        remote = Path(source.checkpoint)
+        # Relocate the run folder, not the file: "checkpoint.pth" alone names no run.
+        for folder in relocate(str(remote.parent), ctx.log_dir, ctx.project_root):
+            candidate = folder / remote.name
+            if candidate.is_file():
+                return f"the checkpoint's metadata ({candidate} exists; read it with inspect-ckpt)"
+        return f"the checkpoint itself ({source.checkpoint}: not found locally)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -30,17 +31,13 @@ def exit_code(reports: list, strict: bool) -> int:
     return 1 if "error" in levels or (strict and "warning" in levels) else 0
 
 
-def fail(message: str) -> typer.Exit:
-    """Print a one-line error for the tool itself (exit 2), never a traceback."""
-    typer.echo(f"tbx-doctor: error: {message}", err=True)
-    return typer.Exit(2)
-
-
 def command(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="Job logs (.out/.err, plain or .gz) or run output directories.", show_default=False
+            help="Job logs (.out/.err, plain or .gz) or run output directories.",
+            metavar="PATH",
+            show_default=False,
         ),
     ],
     expect: Annotated[
@@ -63,25 +60,30 @@ def command(
     Exit codes: 0 no error-level finding, 1 at least one (warnings too with --strict),
     2 the tool could not work (missing/unreadable input, bad option). Codes: `tbx-doctor codes`.
     """
+    raise typer.Exit(run(paths, expect.value if expect else None, profile, format.value, strict))
+
+
+def run(paths: list[Path], expect: str | None, profile: Path | None, fmt: str, strict: bool) -> int:
+    """Diagnose, print in `fmt`, return the exit code (shared by typer and the fast path)."""
     from tbx_doctor.diagnosis import diagnose
     from tbx_doctor.profile import load_profile
 
     try:
-        prof = load_profile(profile, expect.value if expect else None)
-        reports = diagnose(paths, prof)
+        reports = diagnose(paths, load_profile(profile, expect))
     except DoctorError as exc:
-        raise fail(str(exc)) from None
-    _emit(reports, format)
-    raise typer.Exit(exit_code(reports, strict))
+        print(f"tbx-doctor: error: {exc}", file=sys.stderr)
+        return 2
+    _emit(reports, fmt)
+    return exit_code(reports, strict)
 
 
-def _emit(reports: list, format: Format) -> None:
+def _emit(reports: list, fmt: str) -> None:
     from tbx_doctor import report
 
-    if format is Format.json:
-        typer.echo(report.render_json(reports))
-    elif format is Format.markdown:
-        typer.echo(report.render_markdown(reports))
+    if fmt == "json":
+        print(report.render_json(reports))
+    elif fmt == "markdown":
+        print(report.render_markdown(reports))
     else:
         from rich.console import Console
 

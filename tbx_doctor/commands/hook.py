@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tbx_doctor.commands.check import exit_code
+from tbx_doctor.commands.check import Expect, exit_code
 from tbx_doctor.errors import DoctorError, InputNotFound
 
 TOP_FINDINGS = 3
@@ -75,8 +76,19 @@ def command(
     strict: Annotated[
         bool, typer.Option(help="Exit 1 on warning/error findings, 2 if no log is found.")
     ] = False,
+    expect: Annotated[
+        Expect | None, typer.Option(help="The path the run should have taken.")
+    ] = None,
+    profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
 ) -> None:
     """Post-job hook: diagnose the log, write <stem>.doctor.json beside it, print a summary."""
+    raise typer.Exit(run(log, strict, expect.value if expect else None, profile))
+
+
+def run(
+    log: Path | None, strict: bool, expect: str | None = None, profile: Path | None = None
+) -> int:
+    """Diagnose, write the JSON report, print the summary; return the exit code."""
     from tbx_doctor import report
     from tbx_doctor.diagnosis import diagnose
     from tbx_doctor.profile import load_profile
@@ -84,10 +96,10 @@ def command(
     try:
         path = log or find_job_log(dict(os.environ), Path.cwd())
         # The hook runs after the trainer ended: the log is complete even if just written.
-        reports = diagnose([path], load_profile(), log_complete=True)
+        reports = diagnose([path], load_profile(profile, expect), log_complete=True)
     except DoctorError as exc:
-        typer.echo(f"tbx-doctor hook: {exc}", err=True)
-        raise typer.Exit(2 if strict else 0) from None
+        print(f"tbx-doctor hook: {exc}", file=sys.stderr)
+        return 2 if strict else 0
     target = report_path(path)
     try:
         target.write_text(report.render_json(reports) + "\n", encoding="utf-8")
@@ -95,8 +107,8 @@ def command(
     except OSError as exc:
         written = f"report not written ({target}: {exc.strerror})"
     for r in reports:
-        typer.echo(f"tbx-doctor: {report.headline(r)}")
+        print(f"tbx-doctor: {report.headline(r)}")
         for f in r.findings[:TOP_FINDINGS]:
-            typer.echo(f"  {f.severity}: {f.code}: {f.title}")
-    typer.echo(f"  {written}")
-    raise typer.Exit(exit_code(reports, True) if strict else 0)
+            print(f"  {f.severity}: {f.code}: {f.title}")
+    print(f"  {written}")
+    return exit_code(reports, True) if strict else 0

@@ -101,7 +101,6 @@ class LogScan:
     epochs: dict[int, EpochProgress] = field(default_factory=dict)
     aps: list[APReading] = field(default_factory=list)
     test_lines: int = 0
-    last_test: Line | None = None
     last_line: Line | None = None
     last_phase: str = ""  # "train" or "test": what the job was doing when the log ends
     replaced_lines: int = 0  # lines holding invalid UTF-8 (decoded with U+FFFD)
@@ -143,6 +142,7 @@ class _Scanner:
         self.lineno = 0
         self.current: EpochProgress | None = None
         self.current_key = b""
+        self.current_prefix = b"\x00never"
         # Last iteration line of the current epoch, kept as (chunk, start, end) and decoded
         # only when the epoch changes or the chunk ends.
         self.last_buf, self.last_pos, self.last_end, self.last_lineno = b"", 0, 0, 0
@@ -154,26 +154,82 @@ class _Scanner:
         return Line(self.label, lineno or self.lineno, text)
 
     def feed(self, buf: bytes, pos: int, end: int) -> None:
-        startswith, find = buf.startswith, buf.find
-        first = pos
+        """Scan buf[pos:end]. Hot path inlined with local state: iteration lines of the current
+        epoch and `Test:` lines (~95% of a real log) cost a prefix test and two bounded finds."""
+        startswith, find, first, scan = buf.startswith, buf.find, pos, self.scan
+        prefix, progress = self.current_prefix, self.current
+        lineno, count, phase = self.lineno, progress.lines if progress else 0, scan.last_phase
+        last_pos, last_end, last_no, tests = -1, -1, 0, 0
         while pos < end:
-            nl = find(b"\n", pos)
+            nl = find(b"\n", pos, end)
             if nl < 0:
                 nl = end
-            self.lineno += 1
-            if startswith(P.ITERATION_PREFIX, pos):
-                self.iteration(buf, pos, nl)
+            lineno += 1
+            if progress is not None and startswith(prefix, pos):
+                count += 1
+                last_pos, last_end, last_no, phase = pos, nl, lineno, "train"
+                # The total `loss` is the first loss field and the sum of all terms: a NaN/inf
+                # anywhere shows there, so only the line's head is searched (lines are ~4 KB).
+                head = pos + LOSS_WINDOW if pos + LOSS_WINDOW < nl else nl
+                bad = find(b"nan", pos, head) >= 0 or find(b"inf", pos, head) >= 0
+                if bad or count % SAMPLE_EVERY == 0:
+                    self.lineno = lineno
+                    if bad:
+                        self.nonfinite(buf, pos, nl)
+                    if count % SAMPLE_EVERY == 0:
+                        self.sample_loss(progress, buf, pos, nl)
             elif startswith(P.TEST_PREFIX, pos):
-                self.scan.test_lines += 1
-                self.scan.last_phase = "test"
-                if self.scan.test_lines % SAMPLE_EVERY == 1 or nl - pos < 2:
-                    self.scan.last_test = self.line(buf[pos:nl])
+                tests, phase = tests + 1, "test"
             elif nl > pos:
-                self.other(buf, pos, nl)
+                # Slow path: hand the local state to the object, let it classify, take it back.
+                self._sync(progress, count, buf, last_pos, last_end, last_no, tests, phase, lineno)
+                last_pos, tests = -1, 0
+                self.dispatch(buf, pos, nl)
+                prefix, progress, phase = self.current_prefix, self.current, scan.last_phase
+                count = progress.lines if progress else 0
             pos = nl + 1
+        self._sync(progress, count, buf, last_pos, last_end, last_no, tests, phase, lineno)
         self.scan.last_line = self.line(buf[max(first, buf.rfind(b"\n", first, end - 1) + 1) : end])
         self.finish_epoch()
         self.last_buf = b""  # do not keep the chunk alive past feed()
+
+    def _sync(  # the hot loop's locals, written back in one place
+        self,
+        progress: EpochProgress | None,
+        count: int,
+        buf: bytes,
+        last_pos: int,
+        last_end: int,
+        last_no: int,
+        tests: int,
+        phase: str,
+        lineno: int,
+    ) -> None:
+        """Write the hot loop's local counters back before a slow-path call or at chunk end."""
+        self.lineno = lineno
+        self.scan.test_lines += tests
+        self.scan.last_phase = phase
+        if progress is not None:
+            progress.lines = count
+        if last_pos >= 0:
+            self.last_buf, self.last_pos, self.last_end, self.last_lineno = (
+                buf,
+                last_pos,
+                last_end,
+                last_no,
+            )
+
+    def dispatch(self, buf: bytes, pos: int, nl: int) -> None:
+        """A line that is not an iteration line of the current epoch nor a `Test:` line."""
+        if buf.startswith(P.ITERATION_PREFIX, pos):
+            self.iteration(buf, pos, nl)
+        else:
+            self.other(buf, pos, nl)
+
+    def test_line(self, buf: bytes, pos: int, nl: int) -> None:
+        """A `Test:` line behind a prefix (ANSI colour, rank tag): slow path."""
+        self.scan.test_lines += 1
+        self.scan.last_phase = "test"
 
     def finish_epoch(self) -> None:
         """Fold the last iteration line seen into the current epoch's summary."""
@@ -200,8 +256,6 @@ class _Scanner:
             self.start_epoch(buf, pos, nl, key)
         progress = self.current
         progress.lines += 1
-        # The total `loss` is the first loss field and the sum of all terms: a NaN/inf anywhere
-        # shows there, so only the line's head is searched (the line is ~4 KB).
         head = min(nl, pos + LOSS_WINDOW)
         if buf.find(b"nan", pos, head) >= 0 or buf.find(b"inf", pos, head) >= 0:
             self.nonfinite(buf, pos, nl)
@@ -222,6 +276,8 @@ class _Scanner:
             progress.first = self.line(buf[pos:nl])
             progress.loss_first = self.loss(buf, pos, nl)
         self.current, self.current_key = progress, key
+        # "Epoch: [e]  [" starts every further iteration line of this epoch (hot path in feed).
+        self.current_prefix = b"Epoch: [" + key + b"]  ["
 
     def loss(self, buf: bytes, pos: int, nl: int) -> float | None:
         match = P.RUNNING_LOSS.search(buf, pos, min(nl, pos + 2 * TEXT_LIMIT))
@@ -251,24 +307,23 @@ class _Scanner:
             return
         if kind in ("iteration", "test_line"):  # prefixed by ANSI codes or a rank tag
             inner = match.start()
-            self.iteration(buf, inner, nl) if kind == "iteration" else self.other_test(
+            self.iteration(buf, inner, nl) if kind == "iteration" else self.test_line(
                 buf, inner, nl
             )
             return
         if kind == "slurm_cancel":
             kind = P.slurm_cancel_kind(decode(buf[pos:nl])[0])
         line = self.add(kind, buf[pos:nl])
+        if kind == "exception":  # "torch.OutOfMemoryError: CUDA out of memory": both kinds
+            inner, inner_kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
+            if inner is not None and inner_kind not in ("iteration", "test_line"):
+                self.add(inner_kind, buf[pos:nl])
         if kind == "ap_line":
             self.ap(line)
         elif kind not in ("nonfinite", "command", "namespace") and P.NONFINITE_FIELD.search(
             buf, pos, min(nl, pos + 4096)
         ):
             self.add("nonfinite", buf[pos:nl])
-
-    def other_test(self, buf: bytes, pos: int, nl: int) -> None:
-        self.scan.test_lines += 1
-        self.scan.last_phase = "test"
-        self.scan.last_test = self.line(buf[pos:nl])
 
     def epoch_total(self, buf: bytes, pos: int, nl: int, line: Line) -> None:
         match = P.EPOCH_TOTAL.match(buf, pos, nl)

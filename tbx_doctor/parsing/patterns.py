@@ -30,14 +30,14 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ("node_fail", (b"NODE_FAIL", b"ode failure"), rb"NODE_FAIL|[Nn]ode failure"),
     (
         "host_oom",
-        (b"oom-kill", b"oom_kill", b"emory limit", b"Out of memory: Kill"),
+        (b"oom-kill", b"oom_kill", b"emory limit", b"Out of memory: Kill", b"Out Of Memory"),
         rb"oom[-_]kill event|[Ee]xceeded (?:job|step) memory limit|exceeded memory limit \("
-        rb"|Out of memory: Kill",
+        rb"|Out of memory: Kill|task \d+: Out Of Memory",
     ),
     (
         "killed",
-        (b"SIGKILL", b"exitcode: -9", b" Killed "),
-        rb"[Ss]ignal 9 \(SIGKILL\)|exitcode: -9\b|\d Killed +\S",
+        (b"SIGKILL", b"exitcode", b" Killed "),
+        rb"[Ss]ignal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|\d Killed +\S",
     ),
     (
         "task_failed",

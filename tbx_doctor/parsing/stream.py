@@ -16,6 +16,7 @@ from tbx_doctor.errors import InputNotFound, UnreadableInput
 
 CHUNK_BYTES = 8 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a longer line (binary junk) is cut: memory stays bounded
 
 
 @dataclass
@@ -49,17 +50,19 @@ def _gunzip_blocks(raw, size: int, status: ReadStatus) -> Iterator[bytes]:
     (gzip.GzipFile.read drops the partial block when it hits a premature end.)
     """
     inflater, fed = zlib.decompressobj(wbits=47), False
-    while data := raw.read(size // 4):
+    while data := raw.read(size // 8):
         while data:
             try:
-                out = inflater.decompress(data)
+                # Bounded output: a highly compressible log (one 5 MB line of "x") would
+                # otherwise inflate to gigabytes in one call.
+                out = inflater.decompress(data, size)
             except zlib.error as exc:
                 status.truncated, status.problem = True, f"corrupt gzip data ({exc})"
                 return
             fed = True
             if out:
                 yield out
-            data = b""
+            data = inflater.unconsumed_tail
             if inflater.eof:  # a second gzip member may follow (concatenated .gz files)
                 data = inflater.unused_data
                 inflater, fed = zlib.decompressobj(wbits=47), False
@@ -96,7 +99,8 @@ def iter_chunks(
             if carry:
                 first = block.find(b"\n")
                 if first < 0:
-                    carry += block
+                    if len(carry) < MAX_LINE_BYTES:  # bytes past the cap are dropped, not kept
+                        carry = (carry + block)[:MAX_LINE_BYTES]
                     continue
                 joined = carry + block[: first + 1]
                 yield joined, 0, len(joined)
@@ -104,7 +108,7 @@ def iter_chunks(
             last = block.rfind(b"\n", start)
             if last >= start:
                 yield block, start, last + 1
-            carry = block[last + 1 :] if last >= start else block[start:]
+            carry = (block[last + 1 :] if last >= start else block[start:])[:MAX_LINE_BYTES]
     except OSError as exc:
         raise UnreadableInput(f"{path}: read failed ({exc})") from exc
     finally:

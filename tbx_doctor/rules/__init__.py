@@ -48,6 +48,10 @@ _ORDER = {
     "resume-strategy-mismatch": 2,
     "immediate-exit": 3,
     "false-success": 4,
+    "time-limit": 3,
+    "cancelled": 3,
+    "preempted": 3,
+    "incomplete-log": 4,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tbx_doctor.facts import JobFacts
 from tbx_doctor.findings import Finding, finding
+from tbx_doctor.parsing.logscan import Line
 from tbx_doctor.profile import Profile
 from tbx_doctor.rules.describe import epoch_range, finished_epochs, progress_at_end, where
 
@@ -43,49 +44,58 @@ def _progress(facts: JobFacts) -> str:
     )
     if last is not None and not last.finished and last.iterations:
         text += (
-            f" Epoch {last.epoch} was cut at {last.last_iter + 1} of {last.iterations} iterations."
+            f" Epoch {last.epoch} was cut after iteration {last.last_iter} of {last.iterations}"
+            " (the last one printed); its progress is lost unless a mid-epoch checkpoint was saved."
         )
     return text
 
 
-def check_endings(facts: JobFacts, profile: Profile) -> list[Finding]:
-    found = []
+def _quote(line: Line) -> str:
+    return f"{where(line)}: `{line.text.strip()}`."
+
+
+def _slurm(facts: JobFacts) -> list[Finding]:
     last = facts.trained_epochs[-1].last if facts.trained_epochs else None
+    found = []
     for kind, (code, title, fix) in _ENDINGS.items():
         lines = facts.signal(kind)
         if lines:
-            found.append(
-                finding(
-                    code,
-                    title,
-                    [lines[-1], last],
-                    f"{where(lines[-1])}: `{lines[-1].text.strip()}`." + _progress(facts),
-                    fix,
-                )
-            )
-    oom = facts.signal("host_oom")
+            explanation = _quote(lines[-1]) + _progress(facts)
+            found.append(finding(code, title, [lines[-1], last], explanation, fix))
+    return found
+
+
+def _kills(facts: JobFacts) -> list[Finding]:
+    found = []
+    oom, killed = facts.signal("host_oom"), facts.signal("killed")
     if oom:
-        killed = facts.signal("killed")
         found.append(
             finding(
                 "host-oom-killed",
                 "Killed for exceeding host memory",
                 [*oom[:2], *killed[:1]],
-                f"{where(oom[0])}: `{oom[0].text.strip()}`." + _progress(facts),
+                _quote(oom[0]) + _progress(facts),
                 "Ask for more --mem, or lower --num_workers / cache sizes in the data loader.",
             )
         )
-    tasks = facts.signal("task_failed")
+    # A SIGKILL without any memory message: report the kill itself, no cause is proved.
+    tasks = facts.signal("task_failed") or (killed if not oom else ())
     if tasks:
         found.append(
             finding(
                 "task-failed",
-                "srun reported a failed task",
+                "A task failed or was killed",
                 tasks[:3],
-                f"{where(tasks[0])}: `{tasks[0].text.strip()}`.",
+                _quote(tasks[0]),
                 "Read the task's traceback above the srun line (or in the .err file).",
             )
         )
+    return found
+
+
+def check_endings(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """How the job ended: SLURM cancellations, kills, and tbx-train's requeue exit."""
+    found = _slurm(facts) + _kills(facts)
     requeue = facts.signal("sigusr1")
     if requeue:
         found.append(
@@ -93,7 +103,7 @@ def check_endings(facts: JobFacts, profile: Profile) -> list[Finding]:
                 "requeued",
                 "Stopped on a signal after saving a resumable checkpoint",
                 [requeue[-1]],
-                f"{where(requeue[-1])}: `{requeue[-1].text.strip()}`.",
+                _quote(requeue[-1]),
                 "Nothing to fix: the requeued job resumes from that checkpoint.",
             )
         )

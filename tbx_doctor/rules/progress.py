@@ -43,6 +43,20 @@ def _planned(facts: JobFacts, source: SourceRun | None) -> tuple[int | None, str
     return None, ""
 
 
+def _unproved(facts: JobFacts, source: SourceRun) -> tuple[str, str]:
+    """No file states the source checkpoint's epoch: say exactly what would prove it."""
+    missing = "; ".join(source.missing)
+    return (
+        f"{job_name(facts)} resumed from {source.checkpoint}. Zero epochs ran, which happens when "
+        "that checkpoint had already finished all planned epochs (start_epoch = epoch + 1 = "
+        f"epochs), but no readable file states the checkpoint's epoch. Missing to prove it: "
+        f"{missing}.",
+        "Provide the source job's log (tbx-doctor check THIS.out SOURCE.out) or its output "
+        "directory, or inspect the checkpoint (tbx-doctor inspect-ckpt); then resume with more "
+        "--epochs, or start fresh.",
+    )
+
+
 def _root_cause(facts: JobFacts) -> tuple[str, str]:
     """Explanation + fix for a zero-epoch resume, proved from the source run when possible."""
     source = facts.source
@@ -52,20 +66,9 @@ def _root_cause(facts: JobFacts) -> tuple[str, str]:
             "Check the run's --epochs / start epoch arguments; tbx-train prints a `Run plan:` "
             "line.",
         )
-    planned, plan_origin = _planned(facts, source)
     if source.epoch is None:
-        missing = "; ".join(source.missing)
-        return (
-            f"{job_name(facts)} resumed from {source.checkpoint}. Zero epochs ran, which happens "
-            "when "
-            "that checkpoint had already finished all planned epochs (start_epoch = epoch + 1 = "
-            "epochs), "
-            f"but no readable file states the checkpoint's epoch. Missing to prove it: {missing}.",
-            "Provide the source job's log (tbx-doctor check THIS.out SOURCE.out) or its output "
-            "directory; "
-            "or inspect the checkpoint (tbx-doctor inspect-ckpt). Then resume with more "
-            "--epochs, or start fresh.",
-        )
+        return _unproved(facts, source)
+    planned, plan_origin = _planned(facts, source)
     start = source.epoch + 1
     text = (
         f"{job_name(facts)} resumed from {source.checkpoint}. "
