@@ -21,11 +21,14 @@ tbx_defaults() {
   export TBX_ROOT TBX_PYTHON TBX_DATA_ROOT TBX_OUTPUT_ROOT TBX_ON_STOP TBX_MAX_CHAIN TBX_CPU_ONLY
 }
 
-# Submit SCRIPT with sbatch options built from TBX_PARTITION, TBX_TIME, TBX_NODES, TBX_GPUS
-# (per node) and TBX_CPU_ONLY; extra arguments go to sbatch first. Prints the job id.
+# Submit SCRIPT with sbatch options built from TBX_LOG_DIR (logs), TBX_PARTITION, TBX_TIME,
+# TBX_NODES, TBX_GPUS (per node) and TBX_CPU_ONLY; extra arguments go to sbatch first.
+# Prints the job id.
 tbx_submit() {
   local script=$1; shift
-  local opts=(--parsable "$@")
+  local log_dir=${TBX_LOG_DIR:-logs}
+  local opts=(--parsable --output "$log_dir/train_tbx11k_%j.out"
+    --error "$log_dir/train_tbx11k_%j.err" "$@")
   [[ -n ${TBX_PARTITION:-} ]] && opts+=(--partition "$TBX_PARTITION")
   [[ -n ${TBX_TIME:-} ]] && opts+=(--time "$TBX_TIME")
   [[ -n ${TBX_NODES:-} ]] && opts+=(--nodes "$TBX_NODES")
@@ -34,7 +37,7 @@ tbx_submit() {
   elif [[ -n ${TBX_GPUS:-} ]]; then
     opts+=(--gres "gpu:$TBX_GPUS")
   fi
-  (cd "$TBX_ROOT" && mkdir -p logs && sbatch "${opts[@]}" "$script")
+  (cd "$TBX_ROOT" && mkdir -p "$log_dir" && sbatch "${opts[@]}" "$script")
 }
 
 # Decide where the weights come from; sets RESUME_ARGS and prints the reason.
