@@ -40,13 +40,10 @@ tbx_submit() {
   (cd "$TBX_ROOT" && mkdir -p "$log_dir" && sbatch "${opts[@]}" "$script")
 }
 
-# Decide where the weights come from; sets RESUME_ARGS and prints the reason.
+# Decide where the weights come from; sets RESUME_ARGS, TBX_EXPECT (for the doctor) and prints
+# the reason.
 tbx_choose_source() {
-  RESUME_ARGS=()
-  local pretrained=${TBX_PRETRAINED:-}
-  if [[ -z $pretrained && -f $TBX_ROOT/weights/checkpoint0011_4scale.pth ]]; then
-    pretrained=$TBX_ROOT/weights/checkpoint0011_4scale.pth
-  fi
+  RESUME_ARGS=() TBX_EXPECT=resume
   if [[ -n ${TBX_RESUME:-} ]]; then
     tbx_say "Weights source: --resume $TBX_RESUME (TBX_RESUME given explicitly)"
     RESUME_ARGS=(--resume "$TBX_RESUME")
@@ -60,20 +57,32 @@ tbx_choose_source() {
       "stopped with exit 75 after saving it; chain link $TBX_CHAIN_DEPTH)"
     RESUME_ARGS=(--resume "$ckpt")
   else
-    if [[ ${SLURM_RESTART_COUNT:-0} -gt 0 ]]; then
-      tbx_say "Requeued (restart $SLURM_RESTART_COUNT): --resume auto uses this job's own" \
-        "checkpoint in $RUN_DIR"
-    else
-      tbx_say "New run in $RUN_DIR: no earlier run's checkpoint is used" \
-        "(set TBX_RESUME=PATH to continue one)"
-    fi
-    RESUME_ARGS=(--resume auto)
-    if [[ -n $pretrained ]]; then
-      RESUME_ARGS+=(--pretrained "$pretrained")
-    else
-      tbx_say "No pretrained weights (set TBX_PRETRAINED=PATH, e.g. checkpoint0011_4scale.pth)"
-    fi
+    tbx_own_run_source
   fi
+}
+
+# A new job (or this job requeued): only its own run dir counts, plus pretrained weights.
+tbx_own_run_source() {
+  if [[ ${SLURM_RESTART_COUNT:-0} -gt 0 ]]; then
+    tbx_say "Requeued (restart $SLURM_RESTART_COUNT): --resume auto uses this job's own" \
+      "checkpoint in $RUN_DIR"
+  else
+    TBX_EXPECT=fresh
+    tbx_say "New run in $RUN_DIR: no earlier run's checkpoint is used" \
+      "(set TBX_RESUME=PATH to continue one)"
+  fi
+  RESUME_ARGS=(--resume auto)
+  local pretrained=${TBX_PRETRAINED:-}
+  if [[ -z $pretrained && -f $TBX_ROOT/weights/checkpoint0011_4scale.pth ]]; then
+    pretrained=$TBX_ROOT/weights/checkpoint0011_4scale.pth
+  fi
+  if [[ -n $pretrained ]]; then
+    RESUME_ARGS+=(--pretrained "$pretrained")
+    [[ $TBX_EXPECT == fresh ]] && TBX_EXPECT=pretrained
+  else
+    tbx_say "No pretrained weights (set TBX_PRETRAINED=PATH, e.g. checkpoint0011_4scale.pth)"
+  fi
+  return 0
 }
 
 # The tbx-train options shared by `plan` and `run` (ARGS).
@@ -152,7 +161,8 @@ tbx_on_exit() {
   trap - EXIT USR1 TERM
   [[ $rc == 75 ]] && tbx_continue_chain
   echo "End Time: $(date)"
-  "$TBX_PYTHON" -m tbx_doctor hook || tbx_say "tbx-doctor hook exited $?"
+  "$TBX_PYTHON" -m tbx_doctor hook --expect "${TBX_EXPECT:-any}" \
+    || tbx_say "tbx-doctor hook exited $?"
   if [[ $rc == 75 && $TBX_ON_STOP == requeue ]] \
     && (( ${SLURM_RESTART_COUNT:-0} + 1 < TBX_MAX_CHAIN )); then
     scontrol requeue "$SLURM_JOB_ID"  # last: the job goes back to the queue with this id

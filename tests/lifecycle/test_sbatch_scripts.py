@@ -41,26 +41,50 @@ def _job_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def test_refused_plan_stops_the_job_before_training(slurm_cluster, write_ckpt, tmp_path):
-    finished = write_ckpt("old/checkpoint.pth", tbx_payload(epoch=49, epochs_planned=50))
+REFUSALS = {
+    # The incident: the checkpoint finished epoch 49 of 50, so nothing was left to train.
+    "train_tbx11k_1gpu.sbatch": (
+        dict(epoch=49, epochs_planned=50),
+        {"TBX_EPOCHS": "50"},
+        "finished epoch 49",
+    ),
+    # A 1-GPU (batch 1 x accum 2) checkpoint given to the 2-GPU script (batch 1 x 2 processes).
+    "train_tbx11k_2gpu.sbatch": (
+        dict(epoch=3),
+        {},
+        "grad_accum=2 world_size=1 (effective batch 2); this run asks for",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_refused_plan_stops_the_job_before_training(slurm_cluster, write_ckpt, tmp_path, name):
+    state, extra_env, reason = REFUSALS[name]
+    source = write_ckpt("old/checkpoint.pth", tbx_payload(**state))
     out = tmp_path / "job.out"
     job = slurm_cluster.submit(
-        ROOT / "scripts/train_tbx11k_1gpu.sbatch",
+        ROOT / "scripts" / name,
         ["-o", str(out), "-e", str(tmp_path / "job.err"), "-c", "1", "--gres=none"],
-        env=_job_env(tmp_path, TBX_RESUME=str(finished), TBX_EPOCHS="50"),
+        env=_job_env(tmp_path, TBX_RESUME=str(source), **extra_env),
         cwd=tmp_path,
     )
     info = slurm_cluster.wait_final(job, timeout=120)
     log = out.read_text()
     assert (info["JobState"], info["ExitCode"]) == ("FAILED", "3:0"), log
-    assert f"Weights source: --resume {finished} (TBX_RESUME given explicitly)" in log
-    assert f"Run plan refused: checkpoint {finished} finished epoch 49" in log
+    assert f"Weights source: --resume {source} (TBX_RESUME given explicitly)" in log
+    assert f"Run plan refused: checkpoint {source}" in log and reason in log
     assert "Job stopped before training" in log
     assert "Start training" not in log and "completed successfully" not in log
-    lines = log.splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith("End Time:"))
-    assert end > next(i for i, line in enumerate(lines) if "Run plan refused" in line)
-    assert not any("tbx-job" in line for line in lines[end + 1 :] if "hook" not in line)
+    _assert_hook_last(log)
+    assert (tmp_path / "job.doctor.json").is_file()  # the hook's report beside the log
+
+
+def _assert_hook_last(log: str) -> None:
+    """`End Time:` then only the doctor's summary: its verdict is the last thing in the log."""
+    lines = log.rstrip().splitlines()
+    end = max(i for i, line in enumerate(lines) if line.startswith("End Time:"))
+    tail = lines[end + 1 :]
+    assert tail and not any(line.startswith("[tbx-job]") for line in tail), tail
 
 
 def _wait_for_line(path: Path, text: str, timeout: float) -> None:
