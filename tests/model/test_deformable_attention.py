@@ -6,22 +6,13 @@ import math
 
 import pytest
 import torch
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from tbx_train.model.deformable_attention import (
     MSDeformAttn,
     sample_by_embedding_bag,
     sample_by_grid_sample,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CI box has 2 cores shared by many jobs; intra-op threads then mostly wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 CORES = [sample_by_grid_sample, sample_by_embedding_bag]
 

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
 from torch import nn
 
 from tbx_train.model.box_ops import inverse_sigmoid
 from tbx_train.model.denoising import build_dn_attn_mask, count_dn_groups, prepare_denoising
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CI box has 2 cores shared by many jobs; intra-op threads then mostly wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize(

@@ -7,21 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from tbx_train.config import model_preset
 from tbx_train.model import build_dino
 from tbx_train.model.backbone import BackboneWeightsError
 from tbx_train.model.dino import build_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The CI box has 2 cores shared by many jobs; intra-op threads then mostly wait on each other.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 REFERENCE_KEYS = Path(__file__).parent / "data" / "official_dino_4scale_r50_state_dict.txt"
 SIZE = 96  # smallest convenient size giving >= 100 encoder tokens (12^2 + 6^2 + 3^2 + 2^2)
