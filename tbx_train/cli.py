@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from tbx_train.commands import eval as eval_command
-from tbx_train.commands import run, synth
+from tbx_train.commands import plan, run, synth
 
 app = typer.Typer(
     name="tbx-train",
@@ -25,6 +25,7 @@ def _root() -> None:
 
 
 app.command("run")(run.command)
+app.command("plan")(plan.command)
 app.command("eval")(eval_command.command)
 app.command("synth")(synth.command)
 

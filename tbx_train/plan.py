@@ -29,7 +29,7 @@ from tbx_train.checkpoint import (
     latest_path,
     load_checkpoint,
 )
-from tbx_train.config import ModelConfig
+from tbx_train.config import ModelConfig, RunConfig
 from tbx_train.plan_checks import (
     PlanRefused,
     SourceFacts,
@@ -42,7 +42,17 @@ from tbx_train.plan_checks import (
 
 Mode = Literal["fresh", "pretrained", "resume"]
 
-__all__ = ["PlanRefused", "PlanRequest", "RunPlan", "decide_plan", "format_plan_line"]
+__all__ = [
+    "PlanRefused",
+    "PlanRequest",
+    "RunPlan",
+    "decide_plan",
+    "format_decision_line",
+    "format_plan_line",
+    "format_plan_report",
+    "plan_log_lines",
+    "request_from_config",
+]
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,22 @@ class RunPlan:
     @property
     def effective_batch(self) -> int:
         return self.batch_size * self.grad_accum * self.world_size
+
+
+def request_from_config(config: RunConfig, world_size: int) -> PlanRequest:
+    """The plan request of a run: its strategy and model, with the launcher's world size."""
+    train = config.train
+    return PlanRequest(
+        output_dir=Path(train.output_dir),
+        epochs=train.epochs,
+        batch_size=train.batch_size,
+        grad_accum=train.grad_accum,
+        world_size=world_size,
+        model=config.model,
+        resume=train.resume,
+        pretrained=Path(train.pretrained) if train.pretrained else None,
+        allow_strategy_change=train.allow_strategy_change,
+    )
 
 
 def decide_plan(request: PlanRequest) -> RunPlan:
@@ -232,6 +258,15 @@ def format_decision_line(plan: RunPlan) -> str:
             f"(epoch {plan.start_epoch}, iteration {plan.start_iteration})"
         )
     return f"Resuming from checkpoint: {plan.source} (epoch {plan.source_epoch})"
+
+
+def plan_log_lines(plan: RunPlan) -> list[str]:
+    """What `run` prints before `Start training`: the decision, any strategy change, the plan."""
+    lines = [format_decision_line(plan)]
+    if plan.strategy_change:
+        lines.append(f"Strategy change accepted (--allow-strategy-change): {plan.strategy_change}")
+    lines.append(format_plan_line(plan))
+    return lines
 
 
 def format_plan_report(plan: RunPlan) -> str:

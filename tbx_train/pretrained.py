@@ -120,8 +120,8 @@ def load_pretrained(model: nn.Module, path: Path, *, use_ema: bool = False) -> L
 
 
 def _kind_or_plain(payload: Mapping[str, object]) -> str:
-    # A bare {"model": state_dict} (e.g. exported weights) is fine for --pretrained.
-    try:
+    # A bare {"model": state_dict} (e.g. exported weights) is fine for --pretrained; a tbx-train
+    # file of another format_version still raises.
+    if "format" in payload or "args" in payload:
         return checkpoint_kind(payload)
-    except CheckpointError:
-        return "weights-only"
+    return "weights-only"

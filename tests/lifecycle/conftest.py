@@ -104,3 +104,7 @@ def write_ckpt(tmp_path: Path):
         return path
 
     return _write
+
+
+# The private SLURM cluster of tests/slurm, for the sbatch-script tests.
+from tests.slurm.conftest import slurm_cluster  # noqa: E402, F401
