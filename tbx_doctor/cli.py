@@ -7,7 +7,11 @@ Exit codes (all commands): 0 no error-level finding, 1 at least one, 2 the tool 
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+from tbx_doctor.commands import check, codes, fast, hook
 
 app = typer.Typer(
     name="tbx-doctor",
@@ -24,6 +28,14 @@ def _root() -> None:
     """Keep sub-command names explicit even while only one command is registered."""
 
 
+app.command("check")(check.command)
+app.command("codes")(codes.command)
+app.command("hook")(hook.command)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: check/hook take the fast path (see commands/fast.py)."""
+    code = fast.run(sys.argv[1:])
+    if code is not None:
+        raise SystemExit(code)
     app()

@@ -1,0 +1,129 @@
+"""Turn command-line paths into jobs: each job's log files, companions and output directory.
+
+A `.out` and the `.err` with the same stem are one job (SLURM's own messages go to `.err`).
+Sibling logs of other jobs (same folder, or other given paths) are indexed by SLURM job id so a
+resumed job can read the log of the job that wrote its checkpoint.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tbx_doctor.errors import InputNotFound, UnreadableInput
+from tbx_doctor.parsing.outputs import looks_like_output_dir
+
+LOG_SUFFIXES = (".out", ".err", ".log", ".txt")
+JOB_ID = re.compile(r"(?<![0-9])([0-9]+)(?![0-9])")
+
+
+@dataclass
+class JobFiles:
+    """The files of one job: its logs (`.out` first), an output dir, and what was missing."""
+
+    stem: str
+    logs: list[Path] = field(default_factory=list)
+    output_dir: Path | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def job_id(self) -> str | None:
+        ids = JOB_ID.findall(self.stem)
+        return ids[-1] if ids else None
+
+
+def log_stem(path: Path) -> str:
+    """`logs/train_1.out.gz` -> `logs/train_1` (the part an `.out` and its `.err` share)."""
+    name = path.name
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for suffix in (".out", ".err"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return str(path.parent / name)
+
+
+def _companions(stem: str) -> list[Path]:
+    found = []
+    for suffix in (".out", ".err"):
+        for candidate in (Path(stem + suffix), Path(stem + suffix + ".gz")):
+            if candidate.is_file():
+                found.append(candidate)
+                break
+    return found
+
+
+def collect_jobs(paths: list[Path]) -> list[JobFiles]:
+    """Group paths into jobs, adding each log's companion; raise InputNotFound for a bad path."""
+    jobs: dict[str, JobFiles] = {}
+    for path in paths:
+        if not path.exists():
+            raise InputNotFound(f"{path}: no such file or directory")
+        if path.is_dir():
+            if not looks_like_output_dir(path):
+                raise UnreadableInput(
+                    f"{path}: a directory without log.txt or config_args_all.json; "
+                    "pass the job's .out/.err log or the run's output directory"
+                )
+            jobs.setdefault(str(path), JobFiles(str(path), output_dir=path))
+            continue
+        stem = log_stem(path)
+        job = jobs.setdefault(stem, JobFiles(stem))
+        if path not in job.logs:
+            job.logs.append(path)
+    for job in jobs.values():
+        _add_companions(job)
+    return list(jobs.values())
+
+
+def _add_companions(job: JobFiles) -> None:
+    if not job.logs:
+        return
+    for companion in _companions(job.stem):
+        if all(companion.resolve() != p.resolve() for p in job.logs):
+            job.logs.append(companion)
+    for suffix in (".out", ".err"):
+        if not any(p.name.removesuffix(".gz").endswith(suffix) for p in job.logs):
+            job.missing.append(f"{job.stem}{suffix}[.gz]")
+    # The .out file (the job's own lines) first, then SLURM's .err.
+    job.logs.sort(key=lambda p: p.name.removesuffix(".gz").endswith(".err"))
+
+
+def find_sibling_logs(job_id: str, folders: list[Path], given: list[Path]) -> list[Path]:
+    """Logs of job `job_id`: among the given paths, then `*_<id>.out[.gz]` in the folders."""
+    hits = [p for p in given if p.is_file() and JobFiles(log_stem(p)).job_id == job_id]
+    for folder in dict.fromkeys(folders):
+        if not folder.is_dir():
+            continue
+        for sep in ("_", "-"):
+            for suffix in (".out", ".out.gz", ".err"):
+                hits.extend(
+                    p for p in sorted(folder.glob(f"*{sep}{job_id}{suffix}")) if p.is_file()
+                )
+    unique: dict[str, Path] = {}
+    for p in hits:
+        unique.setdefault(str(p.resolve()), p)
+    return list(unique.values())
+
+
+def relocate(remote: str, log_dir: Path | None, project_root: str | None) -> list[Path]:
+    """Local places where a path printed by the job (e.g. on the cluster's /scratch) may be.
+
+    Logs are often copied off the cluster with their project layout (`<root>/logs/x.out`,
+    `<root>/outputs/run/`), so the printed path is tried as is, then re-rooted at the log's
+    project folder, then beside the log.
+    """
+    original = Path(remote)
+    candidates = [original]
+    if log_dir is not None:
+        root = log_dir.parent
+        if project_root and remote.startswith(project_root.rstrip("/") + "/"):
+            candidates.append(root / remote[len(project_root.rstrip("/")) + 1 :])
+        candidates += [root / original.parent.name / original.name, log_dir / original.name]
+        candidates.append(root / original.name)
+    unique: dict[str, Path] = {}
+    for c in candidates:
+        unique.setdefault(str(c), c)
+    return list(unique.values())

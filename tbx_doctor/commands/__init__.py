@@ -1,0 +1,1 @@
+"""tbx-doctor sub-commands: one module each, exposing a typer-annotated `command`."""

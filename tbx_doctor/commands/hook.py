@@ -1,0 +1,114 @@
+"""`tbx-doctor hook`: the post-job entry for sbatch scripts.
+
+Finds the job's log (`--log`, else SLURM: `scontrol show job -o $SLURM_JOB_ID` StdOut/StdErr,
+else `*_<jobid>.out` in ./logs or .), writes `<log stem>.doctor.json` beside it and prints a
+short summary. It never fails the job unless `--strict` (then exit 1 on findings, 2 when no log).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tbx_doctor.commands.check import Expect, exit_code
+from tbx_doctor.errors import DoctorError, InputNotFound
+
+TOP_FINDINGS = 3
+
+
+def _scontrol_paths(job_id: str) -> list[Path]:
+    """StdOut / StdErr of the job as SLURM reports them (empty when scontrol is absent)."""
+    exe = shutil.which("scontrol")
+    if exe is None:
+        return []
+    try:
+        out = subprocess.run(
+            [exe, "show", "job", "-o", job_id],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    fields = dict(tok.split("=", 1) for tok in out.split() if "=" in tok)
+    return [
+        Path(fields[k]) for k in ("StdOut", "StdErr") if fields.get(k) and Path(fields[k]).is_file()
+    ]
+
+
+def find_job_log(env: dict[str, str], cwd: Path) -> Path:
+    """The running job's log file; raise InputNotFound naming what was tried."""
+    job_id = env.get("SLURM_JOB_ID") or env.get("SLURM_JOBID")
+    if not job_id:
+        raise InputNotFound("no --log given and SLURM_JOB_ID is not set (not inside a SLURM job)")
+    found = _scontrol_paths(job_id)
+    if found:
+        outs = [p for p in found if not p.name.endswith(".err")]
+        return (outs or found)[0]
+    for folder in (cwd / "logs", cwd):
+        for pattern in (f"*_{job_id}.out", f"*-{job_id}.out", f"slurm-{job_id}.out"):
+            hits = sorted(folder.glob(pattern))
+            if hits:
+                return hits[0]
+    raise InputNotFound(
+        f"job {job_id}: scontrol gave no StdOut and no *_{job_id}.out in ./logs or ."
+    )
+
+
+def report_path(log: Path) -> Path:
+    name = log.name.removesuffix(".gz")
+    for suffix in (".out", ".err", ".log"):
+        name = name.removesuffix(suffix)
+    return log.with_name(name + ".doctor.json")
+
+
+def command(
+    log: Annotated[
+        Path | None, typer.Option(help="The job's log; default: found from the SLURM environment.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 on warning/error findings, 2 if no log is found.")
+    ] = False,
+    expect: Annotated[
+        Expect | None, typer.Option(help="The path the run should have taken.")
+    ] = None,
+    profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
+) -> None:
+    """Post-job hook: diagnose the log, write <stem>.doctor.json beside it, print a summary."""
+    raise typer.Exit(run(log, strict, expect.value if expect else None, profile))
+
+
+def run(
+    log: Path | None, strict: bool, expect: str | None = None, profile: Path | None = None
+) -> int:
+    """Diagnose, write the JSON report, print the summary; return the exit code."""
+    from tbx_doctor import report
+    from tbx_doctor.diagnosis import diagnose
+    from tbx_doctor.profile import load_profile
+
+    try:
+        path = log or find_job_log(dict(os.environ), Path.cwd())
+        # The hook runs after the trainer ended: the log is complete even if just written.
+        reports = diagnose([path], load_profile(profile, expect), log_complete=True)
+    except DoctorError as exc:
+        print(f"tbx-doctor hook: {exc}", file=sys.stderr)
+        return 2 if strict else 0
+    target = report_path(path)
+    try:
+        target.write_text(report.render_json(reports) + "\n", encoding="utf-8")
+        written = f"report: {target}"
+    except OSError as exc:
+        written = f"report not written ({target}: {exc.strerror})"
+    for r in reports:
+        print(f"tbx-doctor: {report.headline(r)}")
+        for f in r.findings[:TOP_FINDINGS]:
+            print(f"  {f.severity}: {f.code}: {f.title}")
+    print(f"  {written}")
+    return exit_code(reports, True) if strict else 0

@@ -1,0 +1,131 @@
+"""Expectations a run is checked against (TOML). Defaults come from the incident write-up
+(`IMMEDIATE_EXIT_ISSUE.md`): epoch 0 starts, first-epoch loss ~2.0-2.5, first epoch ~20 min,
+AP after epoch 0 2-4% (not 0.18%), a job that runs for hours, not seconds.
+
+Example file (every key optional):
+
+    expect = "pretrained"          # fresh | pretrained | resume | any
+    [first_epoch]
+    loss = [2.0, 2.5]              # expected mean loss of epoch 0
+    loss_tolerance = 0.5           # flagged only outside [lo - tol, hi + tol]
+    minutes = [10, 40]             # expected duration of one epoch
+    ap = [0.02, 0.04]              # expected AP@[.5:.95] after epoch 0
+    [job]
+    min_minutes = 5                # shorter with no training = immediate exit
+    expected_hours = 2             # "the job runs for hours"
+    [loss]
+    explosion_factor = 5.0         # running loss above this x the previous epoch's mean
+    [severity]
+    time-limit = "info"            # override a code's default severity
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tbx_doctor.errors import DoctorError
+from tbx_doctor.findings import CODES
+
+EXPECT_CHOICES = ("fresh", "pretrained", "resume", "any")
+
+
+class ProfileError(DoctorError):
+    """The profile file is missing, not TOML, or holds unknown keys / bad values."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Expectations; every number has the unit in its name."""
+
+    expect: str = "any"
+    first_epoch_loss: tuple[float, float] = (2.0, 2.5)
+    loss_tolerance: float = 0.5
+    first_epoch_minutes: tuple[float, float] = (10.0, 40.0)
+    first_epoch_ap: tuple[float, float] = (0.02, 0.04)
+    min_job_minutes: float = 5.0
+    expected_job_hours: float = 2.0
+    loss_explosion_factor: float = 5.0
+    severity: dict[str, str] = field(default_factory=dict)
+    origin: str = "built-in defaults (incident write-up)"
+
+
+_TABLES = {
+    "first_epoch": {
+        "loss": "first_epoch_loss",
+        "loss_tolerance": "loss_tolerance",
+        "minutes": "first_epoch_minutes",
+        "ap": "first_epoch_ap",
+    },
+    "job": {"min_minutes": "min_job_minutes", "expected_hours": "expected_job_hours"},
+    "loss": {"explosion_factor": "loss_explosion_factor"},
+}
+
+
+def _value(path: Path, key: str, value: object, default: object) -> object:
+    if isinstance(default, tuple):
+        ok = (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, (int, float)) for v in value)
+        )
+        if not ok:
+            raise ProfileError(f"{path}: {key} must be a list of two numbers, got {value!r}")
+        return (float(value[0]), float(value[1]))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ProfileError(f"{path}: {key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _severities(path: Path, table: object) -> dict[str, str]:
+    if not isinstance(table, dict):
+        raise ProfileError(f"{path}: [severity] must be a table of code = level")
+    for code, level in table.items():
+        if code not in CODES or level not in ("error", "warning", "info"):
+            raise ProfileError(f"{path}: [severity] {code} = {level!r}: unknown code or level")
+    return dict(table)
+
+
+def _from_toml(path: Path, data: dict) -> Profile:
+    profile, updates = Profile(), {}
+    for key, value in data.items():
+        if key == "expect":
+            updates["expect"] = check_expect(str(value), f"{path}: expect")
+        elif key == "severity":
+            updates["severity"] = _severities(path, value)
+        elif key in _TABLES and isinstance(value, dict):
+            for sub, item in value.items():
+                if sub not in _TABLES[key]:
+                    raise ProfileError(
+                        f"{path}: unknown key [{key}] {sub}; known: {', '.join(_TABLES[key])}"
+                    )
+                name = _TABLES[key][sub]
+                updates[name] = _value(path, f"[{key}] {sub}", item, getattr(profile, name))
+        else:
+            raise ProfileError(
+                f"{path}: unknown key {key!r}; known: expect, severity, {', '.join(_TABLES)}"
+            )
+    return replace(profile, origin=str(path), **updates)
+
+
+def check_expect(value: str, where: str = "--expect") -> str:
+    if value not in EXPECT_CHOICES:
+        raise ProfileError(f"{where}: {value!r} is not one of {', '.join(EXPECT_CHOICES)}")
+    return value
+
+
+def load_profile(path: Path | None = None, expect: str | None = None) -> Profile:
+    """Defaults, then the TOML file, then --expect (the command line wins)."""
+    profile = Profile()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ProfileError(f"{path}: profile file not found") from exc
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ProfileError(f"{path}: not a readable TOML profile ({exc})") from exc
+        profile = _from_toml(path, data)
+    if expect is not None:
+        profile = replace(profile, expect=check_expect(expect))
+    return profile

@@ -1,0 +1,45 @@
+"""Small phrasing helpers shared by rules (numbers and places, never guesses)."""
+
+from __future__ import annotations
+
+from tbx_doctor.facts import EpochFacts, JobFacts
+from tbx_doctor.parsing.logscan import Line
+
+
+def where(line: Line | None) -> str:
+    """ "file:line" for a line of evidence."""
+    return f"{line.file}:{line.line}" if line is not None else "(no line)"
+
+
+def minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def epoch_range(epochs: tuple[EpochFacts, ...]) -> str:
+    if not epochs:
+        return "none"
+    first, last = epochs[0].epoch, epochs[-1].epoch
+    return f"{first}" if first == last else f"{first}-{last}"
+
+
+def progress_at_end(facts: JobFacts) -> str:
+    """What the job was doing when its log stops: epoch, iteration, training or evaluating."""
+    trained = facts.trained_epochs
+    if not trained:
+        return "before any training iteration"
+    last = trained[-1]
+    if facts.last_phase == "test":
+        return f"evaluating after epoch {last.epoch}"
+    if last.finished:
+        return f"after finishing epoch {last.epoch}"
+    return f"in epoch {last.epoch} at iteration {last.last_iter}/{last.iterations}"
+
+
+def finished_epochs(facts: JobFacts) -> tuple[EpochFacts, ...]:
+    return tuple(e for e in facts.trained_epochs if e.finished)
+
+
+def job_name(facts: JobFacts) -> str:
+    return f"job {facts.job_id}" if facts.job_id else "this job"

@@ -1,0 +1,205 @@
+"""Did the job train at all, and does what it claims match what it did."""
+
+from __future__ import annotations
+
+from tbx_doctor.facts import JobFacts, SourceRun
+from tbx_doctor.findings import Finding, finding
+from tbx_doctor.profile import Profile
+from tbx_doctor.rules.describe import job_name, minutes, progress_at_end, where
+
+CRASH_KINDS = (
+    "traceback",
+    "cuda_oom",
+    "nccl_error",
+    "host_oom",
+    "data_error",
+    "config_error",
+    "size_mismatch",
+    "plan_refused",
+    "node_fail",
+    "device_assert",
+)
+
+
+def crashed(facts: JobFacts) -> bool:
+    return any(facts.signal(k) for k in CRASH_KINDS)
+
+
+def _is_zero_epoch_run(facts: JobFacts) -> bool:
+    if facts.eval_only or facts.iterations_seen or crashed(facts) or facts.still_growing:
+        return False
+    loop_ended = facts.training_time_line is not None
+    return loop_ended or (facts.start_training is not None and facts.end is not None)
+
+
+def _planned(facts: JobFacts, source: SourceRun | None) -> tuple[int | None, str]:
+    if facts.epochs_planned is not None:
+        return facts.epochs_planned, f"this job's arguments ({where(facts.epochs_planned_line)})"
+    if source is not None and source.epochs_planned is not None:
+        return source.epochs_planned, (
+            f"the source run's plan in {source.origin}; {job_name(facts)}'s log does not print "
+            "its own"
+        )
+    return None, ""
+
+
+def _unproved(facts: JobFacts, source: SourceRun) -> tuple[str, str]:
+    """No file states the source checkpoint's epoch: say exactly what would prove it."""
+    missing = "; ".join(source.missing)
+    return (
+        f"{job_name(facts)} resumed from {source.checkpoint}. Zero epochs ran, which happens when "
+        "that checkpoint had already finished all planned epochs (start_epoch = epoch + 1 = "
+        f"epochs), but no readable file states the checkpoint's epoch. Missing to prove it: "
+        f"{missing}.",
+        "Provide the source job's log (tbx-doctor check THIS.out SOURCE.out) or its output "
+        "directory, or inspect the checkpoint (tbx-doctor inspect-ckpt); then resume with more "
+        "--epochs, or start fresh.",
+    )
+
+
+def _root_cause(facts: JobFacts) -> tuple[str, str]:
+    """Explanation + fix for a zero-epoch resume, proved from the source run when possible."""
+    source = facts.source
+    if source is None:
+        return (
+            "No resume, pretrained or fresh decision line explains why the epoch loop was empty.",
+            "Check the run's --epochs / start epoch arguments; tbx-train prints a `Run plan:` "
+            "line.",
+        )
+    if source.epoch is None:
+        return _unproved(facts, source)
+    planned, plan_origin = _planned(facts, source)
+    start = source.epoch + 1
+    text = (
+        f"{job_name(facts)} resumed from {source.checkpoint}. "
+        f"{source.origin[0].upper()}{source.origin[1:]} "
+        f"shows that run finished epoch {source.epoch} (0-based; "
+        f"{where(source.evidence[0] if source.evidence else None)})"
+    )
+    if planned is not None:
+        text += (
+            f" of {planned} planned ({plan_origin}). So start_epoch = {source.epoch} + 1 = {start}"
+            f"{' = epochs' if start == planned else ''}, and the loop over range({start}, "
+            f"{planned}) "
+            f"ran {max(0, planned - start)} times."
+        )
+    else:
+        text += f"; start_epoch = {start}, but the planned epoch count is not in any file read."
+    loop_end = where(facts.training_time_line or facts.end)
+    text += f" No iteration line was printed between {where(facts.start_training)} and {loop_end}."
+    fix = (
+        "Nothing was left to train: the source run had completed its plan. To train further, "
+        "resume with "
+        f"--epochs > {start}; to retrain, start fresh (pretrained weights, no --resume) in a new "
+        "output "
+        f"directory. tbx-train refuses such a plan up front (`Run plan refused`)."
+    )
+    return text, fix
+
+
+def check_zero_epochs(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """A training job whose epoch loop ran zero times (incident 39581627)."""
+    if not _is_zero_epoch_run(facts):
+        return []
+    explanation, fix = _root_cause(facts)
+    source = facts.source
+    evidence = [
+        facts.decision.line if facts.decision else None,
+        facts.start_training,
+        facts.training_time_line,
+        *(source.evidence if source else ()),
+    ]
+    return [finding("zero-epochs", "The job trained zero epochs", evidence, explanation, fix)]
+
+
+def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """The job ended within `min_job_minutes` having run no training iteration."""
+    if facts.eval_only or facts.iterations_seen or facts.still_growing:
+        return []
+    short = facts.wall_seconds is not None and facts.wall_seconds < profile.min_job_minutes * 60
+    zero_time = facts.training_time == 0
+    if not (short or zero_time):
+        return []
+    parts = []
+    if facts.wall_seconds is not None:
+        parts.append(
+            f"Start ({where(facts.start)}) to End ({where(facts.end)}) is "
+            f"{minutes(facts.wall_seconds)}"
+        )
+    if facts.training_time_line is not None:
+        parts.append(f"the trainer reports `{facts.training_time_line.text}`")
+    explanation = (
+        "; ".join(parts)
+        + "; no iteration line in the log (profile: jobs shorter than "
+        + f"{profile.min_job_minutes:g} min with no training are immediate exits)."
+    )
+    return [
+        finding(
+            "immediate-exit",
+            f"The job exited after {minutes(facts.wall_seconds)} without training",
+            [facts.start, facts.training_time_line, facts.end],
+            explanation,
+            "See the root-cause finding (zero-epochs / crash) above; fix it before resubmitting.",
+        )
+    ]
+
+
+def check_false_success(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """A success line printed although nothing trained or the job failed."""
+    claims = facts.success_claims
+    if not claims or facts.eval_only:
+        return []
+    reasons = []
+    if not facts.iterations_seen and not facts.still_growing:
+        reasons.append("zero training iterations ran")
+    if crashed(facts) or facts.signal("nonfinite"):
+        reasons.append("the log also shows a failure (see the error findings)")
+    if not reasons:
+        return []
+    return [
+        finding(
+            "false-success",
+            f"`{claims[-1].text.strip()}` is false",
+            [claims[-1]],
+            f"{where(claims[-1])} claims success, but " + " and ".join(reasons) + ". The wrapper "
+            "printed it because the trainer exited with code 0.",
+            "Make the wrapper check what ran (e.g. run `tbx-doctor hook --strict` after the "
+            "trainer) "
+            "instead of trusting the exit code.",
+        )
+    ]
+
+
+def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """The log stops without any ending, or a compressed log is cut off."""
+    found = []
+    for problem in facts.truncated:
+        found.append(
+            finding(
+                "incomplete-log",
+                "A compressed log is truncated",
+                [facts.last_line],
+                f"{problem}; everything before the cut was read (last line "
+                f"{where(facts.last_line)}).",
+                "Copy the log again from the cluster; findings below may miss the end of the job.",
+            )
+        )
+    if (
+        not facts.ended
+        and not facts.still_growing
+        and (facts.iterations_seen or facts.start_training)
+    ):
+        missing = (
+            f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
+        )
+        found.append(
+            finding(
+                "incomplete-log",
+                "The log ends without saying how the job ended",
+                [facts.last_line],
+                f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
+                f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
+                "Look at the job's .err file and `sacct -j JOBID` for how it ended.",
+            )
+        )
+    return found
