@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -232,3 +234,16 @@ def test_missing_note_names_a_local_checkpoint(tmp_path):
     _, report = run_check(logs / "train_tbx11k_39581627.out")
     text = report["findings"][0]["explanation"]
     assert f"{run_dir / 'checkpoint.pth'} exists but cannot be read" in text
+
+
+def test_closed_pipe_is_not_a_traceback():
+    """`tbx-doctor check x.out | head -1` ends quietly, like any Unix filter."""
+    log = INCIDENT / "train_tbx11k_39581627.out"
+    command = [sys.executable, "-m", "tbx_doctor", "check", str(log), "--format", "markdown"]
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    child.stdout.close()  # the reader is gone before the doctor writes its first line
+    stderr = child.stderr.read()
+    assert child.wait(timeout=60) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
