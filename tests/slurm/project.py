@@ -49,12 +49,18 @@ def job_env(project: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def write_synthetic_data(folder: Path, images: int, seed: int = 0) -> Path:
-    """`tbx-train synth` into `folder` (the TBX11K layout); returns `folder`."""
-    command = [str(PYTHON), "-m", "tbx_train", "synth", str(folder)]
-    command += ["--images", str(images), "--seed", str(seed), "--size", "64"]
-    subprocess.run(command, check=True, capture_output=True, env=_python_env(), timeout=300)
-    return folder
+def write_synthetic_data(sets: dict[Path, tuple[int, int]]) -> None:
+    """`tbx-train synth FOLDER --images N --seed S` for each FOLDER: (N, S), all at once."""
+    running = []
+    for folder, (images, seed) in sets.items():
+        command = [str(PYTHON), "-m", "tbx_train", "synth", str(folder)]
+        command += ["--images", str(images), "--seed", str(seed), "--size", "64"]
+        output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+        running.append(subprocess.Popen(command, env=_python_env(), **output))
+    for process in running:
+        output, _ = process.communicate(timeout=300)
+        if process.returncode != 0:
+            raise RuntimeError(f"{process.args} failed:\n{output.decode(errors='replace')}")
 
 
 def _python_env() -> dict[str, str]:

@@ -85,8 +85,8 @@ def _cancel_when_training(cluster: LocalCluster, scenario: Scenario, timeout: fl
 
 def submit_all(cluster: LocalCluster, base: Path) -> Scenarios:
     """Write the data sets, submit every scenario, cancel the scancel one mid-run."""
-    main = write_synthetic_data(base / "data-main", MAIN_IMAGES)
-    small = write_synthetic_data(base / "data-small", SMALL_IMAGES, seed=1)
+    main, small = base / "data-main", base / "data-small"
+    write_synthetic_data({main: (MAIN_IMAGES, 0), small: (SMALL_IMAGES, 1)})
     corrupt_copy(small, base / "data-corrupt")
 
     def submit(name: str, data: Path, script: str = SCRIPT_1GPU, args=(), **env: str) -> Scenario:
