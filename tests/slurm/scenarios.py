@@ -24,8 +24,9 @@ from .project import (
     write_synthetic_data,
 )
 
-# Two epochs over MAIN_IMAGES must outlast the 1-minute limit's kill (65-90 s after the job
-# starts) even on an idle machine, so that the time-limit job is always stopped mid-run.
+# Two epochs over MAIN_IMAGES must still be training when SLURM's USR1 warning arrives (25-55 s
+# after the job starts) even on an idle machine, so the time-limit job is always stopped mid-run.
+# The fresh run trains the same data with the same seed: the time-limit chain's uninterrupted twin.
 MAIN_IMAGES = 72
 SMALL_IMAGES = 12
 TIME_LIMIT_ARGS = ["--time=1", "--signal=B:USR1@5"]  # USR1 lands 25-55 s in, TERM at 60-90 s
