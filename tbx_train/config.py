@@ -235,12 +235,14 @@ class RunConfig:
 _TBX11K_TRAIN = TrainConfig(batch_size=2, grad_accum=1, epochs=12, lr_drop=11)
 
 RUN_PRESETS: dict[str, RunConfig] = {
-    # The demo: learns the `tbx-train synth` default set on CPU in a few minutes.
+    # The demo: learns the `tbx-train synth` default set (128 px) on CPU in a few minutes.
+    # No ImageNet weights here, so the backbone trains from scratch at the full rate; 2 epochs
+    # of 150 steps reach AP50 ~0.8 on the synthetic val split (StepLR drops after them).
     "tiny": RunConfig(
         model=MODEL_PRESETS["tiny"],
         data=DataConfig(train_sizes=(128,), max_size=256, val_size=128, num_workers=0),
         train=TrainConfig(
-            lr=2e-4, lr_backbone=2e-5, epochs=12, lr_drop=10, batch_size=2, print_freq=10
+            lr=2e-4, lr_backbone=2e-4, epochs=2, lr_drop=2, batch_size=2, print_freq=10
         ),
         preset="tiny",
     ),

@@ -13,6 +13,7 @@ Exit code 0 when every step gave its expected outcome.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +30,12 @@ def _tee(command: list[str], log: Path) -> int:
     print(f"$ {' '.join(command)}", flush=True)
     with log.open("w", encoding="utf-8") as handle:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env=_env(),
         )
         assert process.stdout is not None
         for line in process.stdout:
@@ -38,11 +44,19 @@ def _tee(command: list[str], log: Path) -> int:
         return process.wait()
 
 
+def _env() -> dict[str, str]:
+    """The children's environment. OpenMP threads that spin while waiting make a shared CPU
+    ~10x slower when other processes compete for the cores (measured here: 10 s vs 0.7 s per
+    training step); passive waiting costs nothing on an idle machine."""
+    return {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
 def _synth(root: Path) -> None:
     if (root / "annotations" / "json" / "TBX11K_val.json").is_file():
         print(f"Using the synthetic data set in {root}", flush=True)
         return
-    subprocess.run([sys.executable, "-m", "tbx_train", "synth", str(root)], check=True)
+    command = [sys.executable, "-m", "tbx_train", "synth", str(root)]
+    subprocess.run(command, check=True, env=_env())
 
 
 def _train(root: Path, run_dir: Path) -> int:

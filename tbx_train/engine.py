@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from tbx_train.distributed import all_reduce_sum
 from tbx_train.ema import ModelEma
 from tbx_train.logs import MetricLogger
 
@@ -78,13 +79,6 @@ def to_device(batch: MicroBatch, device: torch.device) -> MicroBatch:
         {k: v.to(device) if isinstance(v, Tensor) else v for k, v in t.items()} for t in targets
     ]
     return images.to(device), masks.to(device), moved
-
-
-def all_reduce_sum(tensor: Tensor) -> Tensor:
-    """Sum over ranks in place (identity without torch.distributed)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.all_reduce(tensor)
-    return tensor
 
 
 def count_boxes(

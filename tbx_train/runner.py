@@ -20,21 +20,26 @@ import torch
 
 from tbx_train.checkpoint import best_path, dataset_facts, epoch_path, latest_path, save_checkpoint
 from tbx_train.config import ConfigError, RunConfig
+from tbx_train.distributed import DistInfo, init_distributed
 from tbx_train.engine import EpochPlan, EvalResult, TrainContext, evaluate, train_one_epoch
 from tbx_train.logs import MetricLogger, append_epoch_record, epoch_record, format_duration
-from tbx_train.plan import PlanRequest, RunPlan, decide_plan, format_decision_line, format_plan_line
+from tbx_train.plan import (
+    RunPlan,
+    decide_plan,
+    format_decision_line,
+    format_plan_line,
+    request_from_config,
+)
 from tbx_train.pretrained import load_pretrained
 from tbx_train.run_data import RunData, build_run_data, coco_scorer
 from tbx_train.sampler import StepBatchSampler
+from tbx_train.signals import EXIT_REQUEUE, StopRequest, format_interrupt_line
 from tbx_train.training_state import (
     TrainingState,
     build_training_state,
     checkpoint_payload,
-    resolve_device,
     restore_state,
 )
-
-STOP_EXIT_CODE = 75
 
 
 @dataclass
@@ -73,35 +78,9 @@ class Session:
         return Path(self.config.train.output_dir)
 
 
-def _distributed_standin() -> tuple[int, int, int]:
-    """(rank, world size, local rank): single process until tbx_train.distributed lands."""
-    import os
-
-    launched = int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1")))
-    if launched > 1:
-        raise ConfigError(
-            f"launched with {launched} processes, but this build has no distributed init yet; "
-            "run a single process"
-        )
-    return 0, 1, 0
-
-
 def plan_run(config: RunConfig, world_size: int) -> RunPlan:
     """The lifecycle decision for this config (raises PlanRefused)."""
-    train = config.train
-    return decide_plan(
-        PlanRequest(
-            output_dir=Path(train.output_dir),
-            epochs=train.epochs,
-            batch_size=train.batch_size,
-            grad_accum=train.grad_accum,
-            world_size=world_size,
-            model=config.model,
-            resume=train.resume,
-            pretrained=Path(train.pretrained) if train.pretrained else None,
-            allow_strategy_change=train.allow_strategy_change,
-        )
-    )
+    return decide_plan(request_from_config(config, world_size))
 
 
 def _load_weights(state: TrainingState, plan: RunPlan, write: Callable[[str], None]) -> None:
@@ -125,25 +104,36 @@ def _check_world_size(config: RunConfig, world_size: int) -> None:
         )
 
 
+def _wrap(model: torch.nn.Module, dist: DistInfo) -> torch.nn.Module:
+    """DDP when distributed. Unused parameters are expected: a batch without boxes has no
+    denoising part, so `label_enc` gets no gradient on that rank."""
+    if not dist.distributed:
+        return model
+    device_ids = [torch.device(dist.device).index] if dist.device.startswith("cuda") else None
+    return torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=device_ids, find_unused_parameters=True
+    )
+
+
 def start_session(
-    config: RunConfig, write: Callable[[str], None], stop_requested: Callable[[], str | None]
+    config: RunConfig, write: Callable[[str], None], stop: StopRequest | None = None
 ) -> Session:
     """Everything up to `Start training`: plan, data report, model, weights, plan line."""
     config.validate()
     config.data.validate()
-    rank, world_size, local_rank = _distributed_standin()
+    dist = init_distributed(config.train.device)
+    rank, world_size = dist.rank, dist.world_size
     _check_world_size(config, world_size)
     say = write if rank == 0 else (lambda _line: None)
-    say("Not using distributed mode" if world_size == 1 else f"world size: {world_size}")
     plan = plan_run(config, world_size)
     data = build_run_data(config, rank, world_size)
     for line in data.report_lines():
         say(line)
-    device = resolve_device(config.train.device, local_rank)
+    device = torch.device(dist.device)
     state = build_training_state(config, device)
     _load_weights(state, plan, say)
     ctx = TrainContext(
-        model=state.model,
+        model=_wrap(state.model, dist),
         criterion=state.criterion,
         optimizer=state.optimizer,
         device=device,
@@ -155,6 +145,8 @@ def start_session(
     )
     say(format_decision_line(plan))
     say(format_plan_line(plan))
+    # A collective on every rank after each step, so that all ranks stop after the same one.
+    stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
     return Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
 
 
@@ -255,15 +247,14 @@ def _stop_early(session: Session, outcome: RunOutcome, epoch: int, result) -> No
             f"saved checkpoint {path} {position}"
         )
     else:
-        _interrupted(session, outcome, f"saved checkpoint {path} {position}")
+        _interrupted(session, outcome, epoch, result.next_iteration)
 
 
-def _interrupted(session: Session, outcome: RunOutcome, saved: str) -> None:
-    outcome.exit_code = STOP_EXIT_CODE
+def _interrupted(session: Session, outcome: RunOutcome, epoch: int, iteration: int) -> None:
+    outcome.exit_code = EXIT_REQUEUE
     signal_name = session.stop_requested() or "stop request"
-    session.write(
-        f"Interrupted by {signal_name}: {saved}; exiting with code {STOP_EXIT_CODE} for requeue"
-    )
+    path = str(outcome.checkpoint)
+    session.write(format_interrupt_line(signal_name, path, epoch, iteration))
 
 
 def train_run(session: Session) -> RunOutcome:
@@ -288,7 +279,7 @@ def train_run(session: Session) -> RunOutcome:
             outcome.stop_reason = "max_steps"
             break
         if session.stop_requested() and epoch + 1 < session.config.train.epochs:
-            _interrupted(session, outcome, f"saved checkpoint {outcome.checkpoint} (epoch {epoch})")
+            _interrupted(session, outcome, epoch + 1, 0)
             break
     session.write(f"Training time {format_duration(time.perf_counter() - started)}")
     return outcome
@@ -297,9 +288,9 @@ def train_run(session: Session) -> RunOutcome:
 def run_training(
     config: RunConfig,
     write: Callable[[str], None] = print,
-    stop_requested: Callable[[], str | None] = lambda: None,
+    stop: StopRequest | None = None,
 ) -> RunOutcome:
     """The whole run; raises ConfigError, DataError, CheckpointError, PlanRefused or
     NonFiniteLossError (the CLI maps them to exit codes)."""
     torch.manual_seed(config.train.seed)
-    return train_run(start_session(config, write, stop_requested))
+    return train_run(start_session(config, write, stop))

@@ -54,19 +54,24 @@ def execute(options: dict[str, object]) -> int:
     from tbx_train.checkpoint import CheckpointError
     from tbx_train.config import ConfigError
     from tbx_train.data import DataError
+    from tbx_train.distributed import DistributedSetupError, cleanup_distributed
     from tbx_train.engine import NonFiniteLossError
     from tbx_train.plan import PlanRefused
     from tbx_train.runner import run_training
+    from tbx_train.signals import StopRequest
 
     try:
         config = opt.build_run_config(options.pop("preset"), **options)
-        return run_training(config).exit_code
+        with StopRequest() as stop:
+            return run_training(config, stop=stop).exit_code
     except PlanRefused as refused:
         print(refused.line(), flush=True)
         return 3
     except NonFiniteLossError as error:
         print(f"Training failed: {error}", file=sys.stderr, flush=True)
         return 1
-    except (ConfigError, DataError, CheckpointError) as error:
+    except (ConfigError, DataError, CheckpointError, DistributedSetupError) as error:
         print(f"Error: {error}", file=sys.stderr, flush=True)
         return 2
+    finally:
+        cleanup_distributed()

@@ -100,7 +100,10 @@ def load_backbone_weights(body: ResNetBody, path: str) -> None:
     except Exception as error:  # torch raises several types for bad files
         raise BackboneWeightsError(f"cannot read backbone weights {path!r}: {error}") from error
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = body.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = body.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # a shape mismatch
+        raise BackboneWeightsError(f"backbone weights {path!r} do not fit: {error}") from error
     unexpected = [k for k in unexpected if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise BackboneWeightsError(
