@@ -22,7 +22,8 @@ tbx_defaults() {
 }
 
 # Submit SCRIPT with sbatch options built from TBX_LOG_DIR (logs), TBX_PARTITION, TBX_TIME,
-# TBX_NODES, TBX_GPUS (per node) and TBX_CPU_ONLY; extra arguments go to sbatch first.
+# TBX_NODES, TBX_GPUS (per node), TBX_CPUS (per task) and TBX_CPU_ONLY; extra arguments go to
+# sbatch first.
 # Prints the job id.
 tbx_submit() {
   local script=$1; shift
@@ -32,6 +33,7 @@ tbx_submit() {
   [[ -n ${TBX_PARTITION:-} ]] && opts+=(--partition "$TBX_PARTITION")
   [[ -n ${TBX_TIME:-} ]] && opts+=(--time "$TBX_TIME")
   [[ -n ${TBX_NODES:-} ]] && opts+=(--nodes "$TBX_NODES")
+  [[ -n ${TBX_CPUS:-} ]] && opts+=(--cpus-per-task "$TBX_CPUS")
   if [[ $TBX_CPU_ONLY == 1 ]]; then
     opts+=(--gres=none)
   elif [[ -n ${TBX_GPUS:-} ]]; then
@@ -100,6 +102,7 @@ tbx_forward() {
   tbx_say "Received SIG$1 at $(date '+%F %T'): forwarding it to tbx-train (pid $TRAIN_PID)," \
     "which saves a checkpoint after the current step and exits 75"
   SIGNALLED=1
+  STOP_SIGNAL=${STOP_SIGNAL:-$1}
   kill -s "$1" "$TRAIN_PID" 2>/dev/null || true
 }
 
@@ -138,8 +141,13 @@ tbx_verdict() {
   esac
 }
 
+# Only SLURM's time-limit warning (USR1) continues the chain: a TERM first means scancel or
+# preemption, and a cancelled job must not come back on its own.
 tbx_continue_chain() {
-  if [[ $TBX_ON_STOP == none ]]; then
+  if [[ ${STOP_SIGNAL:-} != USR1 ]]; then
+    tbx_say "Stopped by SIG${STOP_SIGNAL:-?} (scancel or preemption, not the time-limit warning):" \
+      "not continuing; resume with TBX_RESUME=$RUN_DIR/checkpoint.pth"
+  elif [[ $TBX_ON_STOP == none ]]; then
     tbx_say "TBX_ON_STOP=none: not continuing; resume with TBX_RESUME=$RUN_DIR/checkpoint.pth"
   elif (( TBX_CHAIN_DEPTH + 1 >= TBX_MAX_CHAIN )); then
     tbx_say "Chain limit TBX_MAX_CHAIN=$TBX_MAX_CHAIN reached: not resubmitting"
@@ -163,7 +171,7 @@ tbx_on_exit() {
   echo "End Time: $(date)"
   "$TBX_PYTHON" -m tbx_doctor hook --expect "${TBX_EXPECT:-any}" \
     || tbx_say "tbx-doctor hook exited $?"
-  if [[ $rc == 75 && $TBX_ON_STOP == requeue ]] \
+  if [[ $rc == 75 && ${STOP_SIGNAL:-} == USR1 && $TBX_ON_STOP == requeue ]] \
     && (( ${SLURM_RESTART_COUNT:-0} + 1 < TBX_MAX_CHAIN )); then
     scontrol requeue "$SLURM_JOB_ID"  # last: the job goes back to the queue with this id
   fi
@@ -198,7 +206,7 @@ tbx_main() {
   cd "$TBX_ROOT" || exit 2
   [[ -n ${TBX_VENV:-} ]] && source "$TBX_VENV/bin/activate"
   RUN_DIR=$TBX_OUTPUT_ROOT/tbx11k_run_$SLURM_JOB_ID
-  SIGNALLED=0 TRAIN_PID='' TRAIN_RC=0
+  SIGNALLED=0 TRAIN_PID='' TRAIN_RC=0 STOP_SIGNAL=
   trap tbx_on_exit EXIT
   trap 'tbx_early_signal USR1' USR1
   trap 'tbx_early_signal TERM' TERM

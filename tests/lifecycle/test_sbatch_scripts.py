@@ -105,39 +105,48 @@ def _run_handles_stop_signals() -> bool:
 @pytest.mark.skipif(
     not _run_handles_stop_signals(), reason="tbx-train run does not install StopRequest yet"
 )
-def test_usr1_saves_mid_epoch_and_the_chain_resumes(slurm_cluster, tmp_path):
-    """SLURM's warning signal -> checkpoint + exit 75 -> resubmitted job resumes and finishes."""
+@pytest.mark.parametrize(
+    ("script", "images"), [("train_tbx11k_1gpu.sbatch", "6"), ("train_tbx11k_2gpu.sbatch", "12")]
+)
+def test_usr1_saves_mid_epoch_and_the_chain_resumes(slurm_cluster, tmp_path, script, images):
+    """SLURM's warning signal -> checkpoint + exit 75 -> resubmitted job resumes and finishes.
+
+    Both runs have 5 optimizer steps per epoch. The 2-GPU script runs 2 srun tasks (gloo on the
+    CPU; 2 validation images so both ranks evaluate one): srun forwards the signal to both.
+    """
     data = tmp_path / "data"
     subprocess.run(
-        [sys.executable, "-m", "tbx_train", "synth", str(data), "--images", "6", "--size", "64"],
+        [sys.executable, "-m", "tbx_train", "synth", str(data), "--images", images, "--size", "64"],
         cwd=ROOT, check=True, capture_output=True,
     )  # fmt: skip
     logs = tmp_path / "logs"
     env = _job_env(
         tmp_path, TBX_PRESET="tiny", TBX_EPOCHS="1", TBX_LOG_DIR=str(logs),
         TBX_EXTRA_ARGS="--batch-size 1 --grad-accum 1 --print-freq 1 --num-workers 0",
-        TBX_SCRIPT=str(ROOT / "scripts/train_tbx11k_1gpu.sbatch"),
+        TBX_SCRIPT=str(ROOT / "scripts" / script), TBX_CPUS="1",
     )  # fmt: skip
     first = int(
         subprocess.run(
-            ["bash", str(ROOT / "scripts/train_tbx11k_1gpu.sbatch")],
+            ["bash", str(ROOT / "scripts" / script)],
             env={**os.environ, **env, **slurm_cluster.env}, cwd=tmp_path,
             capture_output=True, text=True, check=True,
         ).stdout.strip()
     )  # fmt: skip
     out1 = logs / f"train_tbx11k_{first}.out"
-    _wait_for_line(out1, "Epoch: [0]", timeout=240)
+    _wait_for_line(out1, "Epoch: [0]", timeout=600)
     slurm_cluster.client("scancel", "--batch", "--signal=USR1", str(first))
-    info = slurm_cluster.wait_final(first, timeout=240)
+    info = slurm_cluster.wait_final(first, timeout=600)
     log1 = out1.read_text()
     assert (info["JobState"], info["ExitCode"]) == ("FAILED", "75:0"), log1
     assert "Received SIGUSR1" in log1 and "Interrupted by SIGUSR1: saved checkpoint" in log1
     assert "completed successfully" not in log1
+    _assert_hook_last(log1)
     second = int(re.search(r"Submitted job (\d+) to continue", log1).group(1))
-    info = slurm_cluster.wait_final(second, timeout=300)
+    info = slurm_cluster.wait_final(second, timeout=600)
     log2 = (logs / f"train_tbx11k_{second}.out").read_text()
     assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), log2
     checkpoint = tmp_path / f"outputs/tbx11k_run_{first}/checkpoint.pth"
     assert f"Weights source: --resume {checkpoint} (job {first} of this chain" in log2
     assert re.search(rf"Resuming from checkpoint: {checkpoint} \(epoch 0, iteration \d+\)", log2)
     assert "Training completed successfully: 1 epoch(s) trained in this job" in log2
+    _assert_hook_last(log2)
