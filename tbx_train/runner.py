@@ -22,7 +22,14 @@ from tbx_train.checkpoint import best_path, dataset_facts, epoch_path, latest_pa
 from tbx_train.config import ConfigError, RunConfig
 from tbx_train.distributed import DistInfo, init_distributed
 from tbx_train.engine import EpochPlan, EvalResult, TrainContext, evaluate, train_one_epoch
-from tbx_train.logs import MetricLogger, append_epoch_record, epoch_record, format_duration
+from tbx_train.logs import (
+    MetricLogger,
+    ProgressBar,
+    append_epoch_record,
+    epoch_record,
+    format_duration,
+    is_interactive,
+)
 from tbx_train.plan import (
     RunPlan,
     decide_plan,
@@ -68,6 +75,7 @@ class Session:
     write: Callable[[str], None]
     stop_requested: Callable[[], str | None]  # the signal's name once a stop was requested
     best_ap: float = -1.0
+    interactive: bool = False  # print through a progress bar (stdout is a terminal)
 
     @property
     def is_main(self) -> bool:
@@ -147,12 +155,18 @@ def start_session(
     say(format_plan_line(plan))
     # A collective on every rank after each step, so that all ranks stop after the same one.
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
-    return Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
+    session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
+    session.interactive = write is print and is_interactive()
+    return session
 
 
 def _logger(session: Session, with_lr: bool = True) -> MetricLogger:
     cuda = session.ctx.device.type == "cuda"
-    return MetricLogger(session.config.train.print_freq, session.write, cuda, with_lr=with_lr)
+    # A bar only for a person watching the console; the test/caller's own writer gets lines.
+    bar = ProgressBar() if session.is_main and session.interactive else None
+    return MetricLogger(
+        session.config.train.print_freq, session.write, cuda, with_lr=with_lr, progress=bar
+    )
 
 
 def _evaluate(session: Session) -> EvalResult:

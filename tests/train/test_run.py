@@ -9,7 +9,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from tbx_doctor.cli import app as doctor_app
 from tbx_train.checkpoint import load_checkpoint
 from tbx_train.config import DataConfig, run_preset
 from tbx_train.data import write_synthetic_tbx11k
@@ -62,6 +64,7 @@ def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
         "effective_batch": 2,
     }
 
+    log = [*lines]
     lines.clear()
     second = run_training(_config(synth, tmp_path), write=lines.append)
     assert (second.exit_code, second.epochs_trained) == (0, [0])
@@ -78,3 +81,14 @@ def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
     assert len(row["test_coco_eval_bbox"]) == 12 and row["epoch"] == 0
     assert {"train_loss", "train_lr", "test_loss", "n_parameters", "epoch_time"} <= row.keys()
     assert row["n_parameters"] > 1_000_000
+
+    # The doctor reads both jobs' logs as they were printed: healthy, and what ran where.
+    (tmp_path / "train_tbx11k_101.out").write_text("\n".join(log) + "\n")
+    (tmp_path / "train_tbx11k_102.out").write_text("\n".join(lines) + "\n")
+    check = CliRunner().invoke(
+        doctor_app, ["check", str(tmp_path / "train_tbx11k_102.out"), "--format", "json"]
+    )
+    report = json.loads(check.stdout)
+    assert check.exit_code == 0, report["findings"]
+    assert report["verdict"] == "healthy"
+    assert (report["run"]["path"], report["run"]["first_epoch"]) == ("resume", 0)
