@@ -76,6 +76,7 @@ class Session:
     stop_requested: Callable[[], str | None]  # the signal's name once a stop was requested
     best_ap: float = -1.0
     interactive: bool = False  # print through a progress bar (stdout is a terminal)
+    step_limit: int | None = None  # global step at which --max-steps stops this job
 
     @property
     def is_main(self) -> bool:
@@ -157,6 +158,8 @@ def start_session(
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
     session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
     session.interactive = write is print and is_interactive()
+    max_steps = config.train.max_steps  # counted from this job's start, resumed or not
+    session.step_limit = None if max_steps is None else state.global_step + max_steps
     return session
 
 
@@ -220,7 +223,7 @@ def _train_epoch(session: Session, epoch: int, start_iteration: int):
         grad_accum=session.config.train.grad_accum,
         start_iteration=start_iteration,
         global_step=state.global_step,
-        max_steps=session.config.train.max_steps,
+        max_steps=session.step_limit,
         stop_requested=session.stop_requested,
     )
     result = train_one_epoch(session.ctx, data.train_loader, plan, _logger(session))
@@ -257,8 +260,8 @@ def _stop_early(session: Session, outcome: RunOutcome, epoch: int, result) -> No
     position = f"(epoch {epoch}, iteration {result.next_iteration})"
     if result.stop_reason == "max_steps":
         session.write(
-            f"Stopped after {result.global_step} optimizer steps (--max-steps): "
-            f"saved checkpoint {path} {position}"
+            f"Stopped by --max-steps {session.config.train.max_steps} at global step "
+            f"{result.global_step}: saved checkpoint {path} {position}"
         )
     else:
         _interrupted(session, outcome, epoch, result.next_iteration)
@@ -288,8 +291,7 @@ def train_run(session: Session) -> RunOutcome:
         outcome.ap_per_epoch[epoch] = _finish_epoch(session, epoch, result.stats, seconds)
         outcome.epochs_trained.append(epoch)
         outcome.checkpoint = latest_path(session.output_dir)
-        max_steps = session.config.train.max_steps
-        if max_steps is not None and session.state.global_step >= max_steps:
+        if session.step_limit is not None and session.state.global_step >= session.step_limit:
             outcome.stop_reason = "max_steps"
             break
         if session.stop_requested() and epoch + 1 < session.config.train.epochs:
