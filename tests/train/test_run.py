@@ -8,7 +8,6 @@ import re
 from dataclasses import replace
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app as doctor_app
@@ -46,7 +45,6 @@ def _config(root, output_dir, **train):
 
 
 def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
-    torch.set_num_threads(1)
     lines: list[str] = []
     first = run_training(_config(synth, tmp_path, max_steps=3), write=lines.append)
     assert (first.exit_code, first.stop_reason, first.epochs_trained) == (0, "max_steps", [])
