@@ -21,11 +21,14 @@ tbx_defaults() {
   export TBX_ROOT TBX_PYTHON TBX_DATA_ROOT TBX_OUTPUT_ROOT TBX_ON_STOP TBX_MAX_CHAIN TBX_CPU_ONLY
 }
 
-# Submit SCRIPT with sbatch options built from TBX_PARTITION, TBX_TIME, TBX_NODES, TBX_GPUS
-# (per node) and TBX_CPU_ONLY; extra arguments go to sbatch first. Prints the job id.
+# Submit SCRIPT with sbatch options built from TBX_LOG_DIR (logs), TBX_PARTITION, TBX_TIME,
+# TBX_NODES, TBX_GPUS (per node) and TBX_CPU_ONLY; extra arguments go to sbatch first.
+# Prints the job id.
 tbx_submit() {
   local script=$1; shift
-  local opts=(--parsable "$@")
+  local log_dir=${TBX_LOG_DIR:-logs}
+  local opts=(--parsable --output "$log_dir/train_tbx11k_%j.out"
+    --error "$log_dir/train_tbx11k_%j.err" "$@")
   [[ -n ${TBX_PARTITION:-} ]] && opts+=(--partition "$TBX_PARTITION")
   [[ -n ${TBX_TIME:-} ]] && opts+=(--time "$TBX_TIME")
   [[ -n ${TBX_NODES:-} ]] && opts+=(--nodes "$TBX_NODES")
@@ -34,16 +37,13 @@ tbx_submit() {
   elif [[ -n ${TBX_GPUS:-} ]]; then
     opts+=(--gres "gpu:$TBX_GPUS")
   fi
-  (cd "$TBX_ROOT" && mkdir -p logs && sbatch "${opts[@]}" "$script")
+  (cd "$TBX_ROOT" && mkdir -p "$log_dir" && sbatch "${opts[@]}" "$script")
 }
 
-# Decide where the weights come from; sets RESUME_ARGS and prints the reason.
+# Decide where the weights come from; sets RESUME_ARGS, TBX_EXPECT (for the doctor) and prints
+# the reason.
 tbx_choose_source() {
-  RESUME_ARGS=()
-  local pretrained=${TBX_PRETRAINED:-}
-  if [[ -z $pretrained && -f $TBX_ROOT/weights/checkpoint0011_4scale.pth ]]; then
-    pretrained=$TBX_ROOT/weights/checkpoint0011_4scale.pth
-  fi
+  RESUME_ARGS=() TBX_EXPECT=resume
   if [[ -n ${TBX_RESUME:-} ]]; then
     tbx_say "Weights source: --resume $TBX_RESUME (TBX_RESUME given explicitly)"
     RESUME_ARGS=(--resume "$TBX_RESUME")
@@ -57,20 +57,32 @@ tbx_choose_source() {
       "stopped with exit 75 after saving it; chain link $TBX_CHAIN_DEPTH)"
     RESUME_ARGS=(--resume "$ckpt")
   else
-    if [[ ${SLURM_RESTART_COUNT:-0} -gt 0 ]]; then
-      tbx_say "Requeued (restart $SLURM_RESTART_COUNT): --resume auto uses this job's own" \
-        "checkpoint in $RUN_DIR"
-    else
-      tbx_say "New run in $RUN_DIR: no earlier run's checkpoint is used" \
-        "(set TBX_RESUME=PATH to continue one)"
-    fi
-    RESUME_ARGS=(--resume auto)
-    if [[ -n $pretrained ]]; then
-      RESUME_ARGS+=(--pretrained "$pretrained")
-    else
-      tbx_say "No pretrained weights (set TBX_PRETRAINED=PATH, e.g. checkpoint0011_4scale.pth)"
-    fi
+    tbx_own_run_source
   fi
+}
+
+# A new job (or this job requeued): only its own run dir counts, plus pretrained weights.
+tbx_own_run_source() {
+  if [[ ${SLURM_RESTART_COUNT:-0} -gt 0 ]]; then
+    tbx_say "Requeued (restart $SLURM_RESTART_COUNT): --resume auto uses this job's own" \
+      "checkpoint in $RUN_DIR"
+  else
+    TBX_EXPECT=fresh
+    tbx_say "New run in $RUN_DIR: no earlier run's checkpoint is used" \
+      "(set TBX_RESUME=PATH to continue one)"
+  fi
+  RESUME_ARGS=(--resume auto)
+  local pretrained=${TBX_PRETRAINED:-}
+  if [[ -z $pretrained && -f $TBX_ROOT/weights/checkpoint0011_4scale.pth ]]; then
+    pretrained=$TBX_ROOT/weights/checkpoint0011_4scale.pth
+  fi
+  if [[ -n $pretrained ]]; then
+    RESUME_ARGS+=(--pretrained "$pretrained")
+    [[ $TBX_EXPECT == fresh ]] && TBX_EXPECT=pretrained
+  else
+    tbx_say "No pretrained weights (set TBX_PRETRAINED=PATH, e.g. checkpoint0011_4scale.pth)"
+  fi
+  return 0
 }
 
 # The tbx-train options shared by `plan` and `run` (ARGS).
@@ -149,7 +161,8 @@ tbx_on_exit() {
   trap - EXIT USR1 TERM
   [[ $rc == 75 ]] && tbx_continue_chain
   echo "End Time: $(date)"
-  "$TBX_PYTHON" -m tbx_doctor hook || tbx_say "tbx-doctor hook exited $?"
+  "$TBX_PYTHON" -m tbx_doctor hook --expect "${TBX_EXPECT:-any}" \
+    || tbx_say "tbx-doctor hook exited $?"
   if [[ $rc == 75 && $TBX_ON_STOP == requeue ]] \
     && (( ${SLURM_RESTART_COUNT:-0} + 1 < TBX_MAX_CHAIN )); then
     scontrol requeue "$SLURM_JOB_ID"  # last: the job goes back to the queue with this id

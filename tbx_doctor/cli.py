@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from tbx_doctor.commands import check, codes, fast, hook
+from tbx_doctor.commands import check, codes, fast, hook, inspect_ckpt
 
 app = typer.Typer(
     name="tbx-doctor",
@@ -31,6 +31,7 @@ def _root() -> None:
 app.command("check")(check.command)
 app.command("codes")(codes.command)
 app.command("hook")(hook.command)
+app.command("inspect-ckpt")(inspect_ckpt.command)
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 The source checkpoint's epoch and plan can be proved by (in order): the job's own log when it
 states them (tbx-train's `Run plan:` / `Resuming from checkpoint: P (epoch E)`), the source
 job's log (a sibling file `*_<jobid>.out[.gz]`), or the source run's output directory
-(`log.txt`, `config_args_all.json`). Each reader returns a partial `SourceRun` or None; more
-readers (e.g. checkpoint metadata) plug into `SourceFinder.readers`.
+(`log.txt`, `config_args_all.json`), or the checkpoint file itself when it is here (read
+statically by `tbx_doctor.checkpoint`: no pickled code runs, no tensor data is loaded). Each
+reader returns a partial `SourceRun` or None; `SourceFinder.readers` lists them in order.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 
 from tbx_doctor import arguments
 from tbx_doctor.collect import JOB_ID, find_sibling_logs, relocate
-from tbx_doctor.facts import Decision, SourceRun
+from tbx_doctor.errors import DoctorError
+from tbx_doctor.facts import Decision, SourceRun, Strategy
 from tbx_doctor.parsing.logscan import Line, scan_log
 from tbx_doctor.parsing.outputs import read_output_dir
 
@@ -95,6 +97,46 @@ def from_output_dir(source: SourceRun, ctx: SourceContext) -> SourceRun | None:
     return None
 
 
+def local_checkpoint(source: SourceRun, ctx: SourceContext) -> Path | None:
+    """The source checkpoint's file on this machine, if the printed path can be relocated."""
+    remote = Path(source.checkpoint)
+    # Relocate the run folder, not the file: "checkpoint.pth" alone names no run.
+    for folder in relocate(str(remote.parent), ctx.log_dir, ctx.project_root):
+        if (folder / remote.name).is_file():
+            return folder / remote.name
+    return None
+
+
+def from_checkpoint(source: SourceRun, ctx: SourceContext) -> SourceRun | None:
+    """Read the checkpoint's own metadata: last finished epoch, planned epochs, strategy."""
+    path = local_checkpoint(source, ctx) if source.checkpoint else None
+    if path is None:
+        return None
+    from tbx_doctor.checkpoint import summarize_checkpoint  # stdlib only; loaded when needed
+
+    try:
+        summary = summarize_checkpoint(path)
+    except DoctorError:
+        return None  # _checkpoint_note says why it could not be read
+    if summary.unsafe_globals or summary.epoch is None:
+        return None
+    evidence = Line(
+        str(path),
+        0,
+        f"checkpoint metadata: format={summary.format} epoch={summary.epoch} "
+        f"epochs_planned={summary.epochs_planned} completed={summary.completed}",
+    )
+    strategy = Strategy(summary.batch_size, summary.grad_accum, summary.world_size, (evidence,))
+    return replace(
+        source,
+        epoch=summary.epoch,
+        epochs_planned=summary.epochs_planned,
+        origin=f"the checkpoint {path}",
+        strategy=strategy,
+        evidence=(evidence,),
+    )
+
+
 def _config_line(path: Path, key: str, value: object) -> Line:
     """The line of a JSON config file that holds `"key": value` (for evidence)."""
     needle = f'"{key}": {value}'
@@ -111,6 +153,7 @@ class SourceFinder:
     readers: tuple[tuple[str, Reader], ...] = (
         ("the source job's log (*_{job}.out[.gz] beside this log)", from_sibling_log),
         ("the source run's output directory ({dir}/log.txt)", from_output_dir),
+        ("", from_checkpoint),  # described by _checkpoint_note: why it could not prove it
     )
 
     def find(self, decision: Decision, ctx: SourceContext) -> SourceRun:
@@ -129,18 +172,24 @@ class SourceFinder:
             found = reader(source, ctx)
             if found is not None and found.epoch is not None:
                 return found
-            missing.append(
-                description.format(job=source.job_id or "?", dir=Path(source.checkpoint).parent)
-            )
+            if description:
+                job, folder = source.job_id or "?", Path(source.checkpoint).parent
+                missing.append(description.format(job=job, dir=folder))
         missing.append(self._checkpoint_note(source, ctx))
         return replace(source, missing=tuple(missing))
 
     @staticmethod
     def _checkpoint_note(source: SourceRun, ctx: SourceContext) -> str:
-        remote = Path(source.checkpoint)
-        # Relocate the run folder, not the file: "checkpoint.pth" alone names no run.
-        for folder in relocate(str(remote.parent), ctx.log_dir, ctx.project_root):
-            candidate = folder / remote.name
-            if candidate.is_file():
-                return f"the checkpoint's metadata ({candidate} exists; read it with inspect-ckpt)"
-        return f"the checkpoint itself ({source.checkpoint}: not found locally)"
+        path = local_checkpoint(source, ctx)
+        if path is None:
+            return f"the checkpoint itself ({source.checkpoint}: not found locally)"
+        from tbx_doctor.checkpoint import summarize_checkpoint
+
+        try:
+            summary = summarize_checkpoint(path)
+        except DoctorError as error:
+            return f"a readable checkpoint ({path} exists but cannot be read: {error})"
+        if summary.unsafe_globals:
+            unsafe = ", ".join(summary.unsafe_globals)
+            return f"a safe checkpoint ({path} references code outside the allow-list: {unsafe})"
+        return f"the checkpoint's epoch ({path} does not record one)"

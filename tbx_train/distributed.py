@@ -27,7 +27,10 @@ __all__ = [
     "DistributedSetupError",
     "all_reduce_max",
     "all_reduce_sum",
+    "cleanup_distributed",
     "detect_launch",
+    "export_slurm_rendezvous",
+    "first_host",
     "init_distributed",
     "launcher_world_size",
     "reduce_dict",
@@ -125,7 +128,7 @@ def _master_addr(nodelist: str) -> str:
         return first_host(nodelist)
 
 
-def _export_slurm_rendezvous(info: DistInfo, env: MutableMapping[str, str]) -> None:
+def export_slurm_rendezvous(info: DistInfo, env: MutableMapping[str, str]) -> None:
     """env:// reads MASTER_ADDR/PORT, RANK, WORLD_SIZE: fill them in from SLURM's variables."""
     if "MASTER_ADDR" not in env:
         env["MASTER_ADDR"] = _master_addr(env.get("SLURM_JOB_NODELIST", "localhost"))
@@ -152,7 +155,7 @@ def init_distributed(device: str = "auto", env: MutableMapping[str, str] | None 
         _check_local_gpu(info)
         torch.cuda.set_device(info.local_rank)
     if info.launcher == "slurm":
-        _export_slurm_rendezvous(info, env)
+        export_slurm_rendezvous(info, env)
         count = torch.cuda.device_count() if use_cuda else 0
         print(
             f"world size: {info.world_size}, world rank: {info.rank}, "

@@ -228,7 +228,7 @@ def test_missing_note_names_a_local_checkpoint(tmp_path):
     shutil.copy(INCIDENT / "train_tbx11k_39581627.out", logs)
     run_dir = tmp_path / "outputs" / "tbx11k_run_39543743"
     run_dir.mkdir(parents=True)
-    (run_dir / "checkpoint.pth").write_bytes(b"not read by check")
+    (run_dir / "checkpoint.pth").write_bytes(b"not a checkpoint")
     _, report = run_check(logs / "train_tbx11k_39581627.out")
     text = report["findings"][0]["explanation"]
-    assert f"{run_dir / 'checkpoint.pth'} exists; read it with inspect-ckpt" in text
+    assert f"{run_dir / 'checkpoint.pth'} exists but cannot be read" in text

@@ -11,7 +11,9 @@ import torch.multiprocessing as mp
 from tbx_train.distributed import (
     DistributedSetupError,
     detect_launch,
+    export_slurm_rendezvous,
     first_host,
+    init_distributed,
     launcher_world_size,
 )
 from tbx_train.sampler import StepBatchSampler
@@ -97,3 +99,27 @@ def test_two_gloo_ranks_match_one_process_with_accumulation(tmp_path):
     moved = max(float((single[k] - initial[k]).abs().max()) for k in single)
     assert moved > 1e-4  # the steps did change the weights
     assert _max_rel_diff(distributed, single) <= 1e-4
+
+
+def test_srun_rendezvous_comes_from_node_list_and_job_id(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no scontrol: the node-list parser answers
+    env = {"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0",
+           "SLURM_JOB_NODELIST": "gpu[017-018]", "SLURM_JOB_ID": "39581627"}  # fmt: skip
+    export_slurm_rendezvous(detect_launch(env), env)
+    assert (env["MASTER_ADDR"], env["MASTER_PORT"]) == ("gpu017", str(15000 + 39581627 % 20000))
+    assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"]) == ("3", "4", "1")
+    kept = {**env, "MASTER_ADDR": "head", "MASTER_PORT": "29500"}
+    export_slurm_rendezvous(detect_launch(kept), kept)
+    assert (kept["MASTER_ADDR"], kept["MASTER_PORT"]) == ("head", "29500")
+
+
+def test_single_process_says_so(capsys):
+    info = init_distributed(device="cpu", env={})
+    assert (info.distributed, info.device, info.backend) == (False, "cpu", None)
+    assert capsys.readouterr().out == "Not using distributed mode\n"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_single_process_picks_the_gpu():
+    assert init_distributed(device="auto", env={}).device == "cuda:0"

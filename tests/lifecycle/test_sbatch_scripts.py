@@ -1,9 +1,12 @@
-"""The sbatch scripts on the local SLURM cluster (tests/slurm): plan refusal path, hook last."""
+"""The sbatch scripts on the local SLURM cluster (tests/slurm): refusal, signal, chain, hook."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,23 +41,103 @@ def _job_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def test_refused_plan_stops_the_job_before_training(slurm_cluster, write_ckpt, tmp_path):
-    finished = write_ckpt("old/checkpoint.pth", tbx_payload(epoch=49, epochs_planned=50))
+REFUSALS = {
+    # The incident: the checkpoint finished epoch 49 of 50, so nothing was left to train.
+    "train_tbx11k_1gpu.sbatch": (
+        dict(epoch=49, epochs_planned=50),
+        {"TBX_EPOCHS": "50"},
+        "finished epoch 49",
+    ),
+    # A 1-GPU (batch 1 x accum 2) checkpoint given to the 2-GPU script (batch 1 x 2 processes).
+    "train_tbx11k_2gpu.sbatch": (
+        dict(epoch=3),
+        {},
+        "grad_accum=2 world_size=1 (effective batch 2); this run asks for",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFUSALS))
+def test_refused_plan_stops_the_job_before_training(slurm_cluster, write_ckpt, tmp_path, name):
+    state, extra_env, reason = REFUSALS[name]
+    source = write_ckpt("old/checkpoint.pth", tbx_payload(**state))
     out = tmp_path / "job.out"
     job = slurm_cluster.submit(
-        ROOT / "scripts/train_tbx11k_1gpu.sbatch",
+        ROOT / "scripts" / name,
         ["-o", str(out), "-e", str(tmp_path / "job.err"), "-c", "1", "--gres=none"],
-        env=_job_env(tmp_path, TBX_RESUME=str(finished), TBX_EPOCHS="50"),
+        env=_job_env(tmp_path, TBX_RESUME=str(source), **extra_env),
         cwd=tmp_path,
     )
     info = slurm_cluster.wait_final(job, timeout=120)
     log = out.read_text()
     assert (info["JobState"], info["ExitCode"]) == ("FAILED", "3:0"), log
-    assert f"Weights source: --resume {finished} (TBX_RESUME given explicitly)" in log
-    assert f"Run plan refused: checkpoint {finished} finished epoch 49" in log
+    assert f"Weights source: --resume {source} (TBX_RESUME given explicitly)" in log
+    assert f"Run plan refused: checkpoint {source}" in log and reason in log
     assert "Job stopped before training" in log
     assert "Start training" not in log and "completed successfully" not in log
-    lines = log.splitlines()
-    end = next(i for i, line in enumerate(lines) if line.startswith("End Time:"))
-    assert end > next(i for i, line in enumerate(lines) if "Run plan refused" in line)
-    assert not any("tbx-job" in line for line in lines[end + 1 :] if "hook" not in line)
+    _assert_hook_last(log)
+    assert (tmp_path / "job.doctor.json").is_file()  # the hook's report beside the log
+
+
+def _assert_hook_last(log: str) -> None:
+    """`End Time:` then only the doctor's summary: its verdict is the last thing in the log."""
+    lines = log.rstrip().splitlines()
+    end = max(i for i, line in enumerate(lines) if line.startswith("End Time:"))
+    tail = lines[end + 1 :]
+    assert tail and not any(line.startswith("[tbx-job]") for line in tail), tail
+
+
+def _wait_for_line(path: Path, text: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{text!r} not in {path} after {timeout} s")
+
+
+def _run_handles_stop_signals() -> bool:
+    # tbx-train run (engine) installs tbx_train.signals.StopRequest; until then nothing saves.
+    sources = [ROOT / "tbx_train/commands/run.py", ROOT / "tbx_train/runner.py"]
+    return any("StopRequest" in p.read_text() for p in sources if p.exists())
+
+
+@pytest.mark.skipif(
+    not _run_handles_stop_signals(), reason="tbx-train run does not install StopRequest yet"
+)
+def test_usr1_saves_mid_epoch_and_the_chain_resumes(slurm_cluster, tmp_path):
+    """SLURM's warning signal -> checkpoint + exit 75 -> resubmitted job resumes and finishes."""
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "tbx_train", "synth", str(data), "--images", "6", "--size", "64"],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    logs = tmp_path / "logs"
+    env = _job_env(
+        tmp_path, TBX_PRESET="tiny", TBX_EPOCHS="1", TBX_LOG_DIR=str(logs),
+        TBX_EXTRA_ARGS="--batch-size 1 --grad-accum 1 --print-freq 1 --num-workers 0",
+        TBX_SCRIPT=str(ROOT / "scripts/train_tbx11k_1gpu.sbatch"),
+    )  # fmt: skip
+    first = int(
+        subprocess.run(
+            ["bash", str(ROOT / "scripts/train_tbx11k_1gpu.sbatch")],
+            env={**os.environ, **env, **slurm_cluster.env}, cwd=tmp_path,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    )  # fmt: skip
+    out1 = logs / f"train_tbx11k_{first}.out"
+    _wait_for_line(out1, "Epoch: [0]", timeout=240)
+    slurm_cluster.client("scancel", "--batch", "--signal=USR1", str(first))
+    info = slurm_cluster.wait_final(first, timeout=240)
+    log1 = out1.read_text()
+    assert (info["JobState"], info["ExitCode"]) == ("FAILED", "75:0"), log1
+    assert "Received SIGUSR1" in log1 and "Interrupted by SIGUSR1: saved checkpoint" in log1
+    assert "completed successfully" not in log1
+    second = int(re.search(r"Submitted job (\d+) to continue", log1).group(1))
+    info = slurm_cluster.wait_final(second, timeout=300)
+    log2 = (logs / f"train_tbx11k_{second}.out").read_text()
+    assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), log2
+    checkpoint = tmp_path / f"outputs/tbx11k_run_{first}/checkpoint.pth"
+    assert f"Weights source: --resume {checkpoint} (job {first} of this chain" in log2
+    assert re.search(rf"Resuming from checkpoint: {checkpoint} \(epoch 0, iteration \d+\)", log2)
+    assert "Training completed successfully: 1 epoch(s) trained in this job" in log2
