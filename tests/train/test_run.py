@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tbx_doctor.cli import app as doctor_app
 from tbx_train.checkpoint import load_checkpoint
+from tbx_train.cli import app as train_app
 from tbx_train.config import DataConfig, run_preset
 from tbx_train.data import write_synthetic_tbx11k
 from tbx_train.runner import run_training
@@ -91,3 +92,18 @@ def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
     assert check.exit_code == 0, report["findings"]
     assert not [f for f in report["findings"] if f["severity"] == "error"]
     assert (report["run"]["path"], report["run"]["first_epoch"]) == ("resume", 0)
+
+    # The run is complete: running it again is refused before any training (exit 3).
+    options = ["--preset", "tiny", "--data-root", str(synth), "--output-dir", str(tmp_path)]
+    again = CliRunner().invoke(train_app, ["run", *options, "--device", "cpu"])
+    assert again.exit_code == 3, again.output
+    assert again.output.splitlines()[-1].startswith("Run plan refused: ")
+    assert "Start training" not in again.output
+
+
+def test_run_without_data_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(
+        train_app, ["run", "--preset", "tiny", "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "give --data-root" in result.output
