@@ -29,6 +29,9 @@ from .project import (
 # The fresh run trains the same data with the same seed: the time-limit chain's uninterrupted twin.
 MAIN_IMAGES = 72
 SMALL_IMAGES = 12
+# Seconds after the plan's line: tbx-train run has started, but importing torch and the model
+# takes longer (3-5 s of CPU), so the signal lands before its training loop runs.
+STARTING_DELAY = 2.0
 TIME_LIMIT_ARGS = ["--time=1", "--signal=B:USR1@5"]  # USR1 lands 25-55 s in, TERM at 60-90 s
 
 
@@ -54,6 +57,7 @@ class Scenarios:
     cancelled: Scenario
     crash: Scenario
     two_tasks: Scenario
+    early_warning: Scenario  # SLURM's USR1 arrives while tbx-train is still starting
     submitted_at: float = field(default_factory=time.monotonic)
 
 
@@ -69,23 +73,30 @@ def corrupt_copy(source: Path, target: Path) -> str:
     return name
 
 
-def _cancel_when_training(cluster: LocalCluster, scenario: Scenario, timeout: float) -> None:
-    """scancel the job once its log shows a training iteration (the doctor must see it mid-run)."""
+def _wait_for_line(cluster: LocalCluster, scenario: Scenario, text: str, timeout: float) -> None:
+    """Wait until the running job's `.out` contains `text`."""
     out, _ = scenario.logs()
 
-    def training() -> bool | None:
+    def seen() -> bool | None:
         info = cluster.job_info(scenario.job_id)
         if info.get("JobState") not in ("PENDING", "RUNNING"):
             state = f"{info.get('JobState')} {info.get('ExitCode')}"
-            raise ClusterError(f"job {scenario.job_id} ended ({state}) before it trained: {out}")
-        return True if out.exists() and "Epoch: [0]" in out.read_text() else None
+            raise ClusterError(f"job {scenario.job_id} ended ({state}) before {text!r}: {out}")
+        return True if out.exists() and text in out.read_text() else None
 
-    poll(training, timeout, f"job {scenario.job_id} to start training", interval=0.5)
-    cluster.cancel(scenario.job_id)
+    poll(seen, timeout, f"job {scenario.job_id} to print {text!r}", interval=0.3)
+
+
+def _warn_while_starting(cluster: LocalCluster, scenario: Scenario, timeout: float) -> None:
+    """Send SLURM's time-limit warning (USR1 to the batch shell, as `--signal=B:USR1` does)
+    while `tbx-train run` is starting: the plan has printed, the run is importing its modules."""
+    _wait_for_line(cluster, scenario, "Run plan:", timeout)
+    time.sleep(STARTING_DELAY)
+    cluster.client("scancel", "--batch", "--signal=USR1", str(scenario.job_id))
 
 
 def submit_all(cluster: LocalCluster, base: Path) -> Scenarios:
-    """Write the data sets, submit every scenario, cancel the scancel one mid-run."""
+    """Write the data sets, submit every scenario, send the signals the scenarios need."""
     main, small = base / "data-main", base / "data-small"
     write_synthetic_data({main: (MAIN_IMAGES, 0), small: (SMALL_IMAGES, 1)})
     corrupt_copy(small, base / "data-corrupt")
@@ -112,8 +123,12 @@ def submit_all(cluster: LocalCluster, base: Path) -> Scenarios:
         cancelled=submit("cancelled", main),
         crash=submit("crash", base / "data-corrupt"),
         two_tasks=submit("two-tasks", small, script=SCRIPT_2GPU),
+        early_warning=submit("early-warning", small),
     )
-    _cancel_when_training(cluster, scenarios.cancelled, timeout=240)
+    _warn_while_starting(cluster, scenarios.early_warning, timeout=240)
+    # scancel once training runs: the doctor must see a job cut mid-run.
+    _wait_for_line(cluster, scenarios.cancelled, "Epoch: [0]", timeout=240)
+    cluster.cancel(scenarios.cancelled.job_id)
     return scenarios
 
 
