@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import typer
 
-from tbx_train.commands import synth
+from tbx_train.commands import eval as eval_command
+from tbx_train.commands import plan, run, synth
 
 app = typer.Typer(
     name="tbx-train",
@@ -23,6 +24,9 @@ def _root() -> None:
     """Keep sub-command names explicit even while only one command is registered."""
 
 
+app.command("run")(run.command)
+app.command("plan")(plan.command)
+app.command("eval")(eval_command.command)
 app.command("synth")(synth.command)
 
 

@@ -1,0 +1,109 @@
+"""A real run, in-process: a few steps on a tiny synthetic set, stopped by --max-steps, resumed.
+
+64 px images, 8 training images, batch 2: 4 optimizer steps per epoch.
+"""
+
+import json
+import re
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from tbx_doctor.cli import app as doctor_app
+from tbx_train.checkpoint import load_checkpoint
+from tbx_train.cli import app as train_app
+from tbx_train.config import DataConfig, run_preset
+from tbx_train.data import write_synthetic_tbx11k
+from tbx_train.runner import run_training
+
+ITERATION = re.compile(
+    r"^Epoch: \[0\]  \[(?P<i>\d)/4\]  eta: \d+:\d\d:\d\d  lr: 0\.000200  class_error: \d+\.\d\d  "
+    r"loss: \d+\.\d{4} \(\d+\.\d{4}\)(  \w+: \d+\.\d{4} \(\d+\.\d{4}\))+  "
+    r"time: \d+\.\d{4}  data: \d+\.\d{4}$"
+)
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    write_synthetic_tbx11k(root, images=10, seed=1, size=64, val_fraction=0.2)
+    return root
+
+
+def _config(root, output_dir, **train):
+    base = run_preset("tiny")
+    return replace(
+        base,
+        model=replace(base.model, num_queries=50, num_select=50),  # 64 px: 85 encoder tokens
+        data=DataConfig(
+            data_root=str(root), train_sizes=(64,), val_size=64, max_size=64, num_workers=0
+        ),
+        train=replace(
+            base.train, epochs=1, print_freq=1, output_dir=str(output_dir), device="cpu", **train
+        ),
+    )
+
+
+def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
+    lines: list[str] = []
+    first = run_training(_config(synth, tmp_path, max_steps=3), write=lines.append)
+    assert (first.exit_code, first.stop_reason, first.epochs_trained) == (0, "max_steps", [])
+    assert "Training from scratch" in lines
+    assert any(line.startswith("Run plan: mode=fresh source=- ") for line in lines)
+    assert [ITERATION.match(x)["i"] for x in lines if ITERATION.match(x)] == ["0", "1", "2"]
+    assert f"saved checkpoint {tmp_path / 'checkpoint.pth'} (epoch 0, iteration 3)" in lines[-2]
+    assert re.fullmatch(r"Training time 0:0\d:\d\d", lines[-1])
+    saved = load_checkpoint(tmp_path / "checkpoint.pth")
+    assert (saved["epoch"], saved["next_iteration"], saved["global_step"]) == (-1, 3, 3)
+    assert saved["strategy"] == {
+        "batch_size": 2,
+        "grad_accum": 1,
+        "world_size": 1,
+        "effective_batch": 2,
+    }
+
+    log = [*lines]
+    lines.clear()
+    second = run_training(_config(synth, tmp_path), write=lines.append)
+    assert (second.exit_code, second.epochs_trained) == (0, [0])
+    assert any(line.endswith("(epoch 0, iteration 3)") for line in lines if "Resuming" in line)
+    assert [ITERATION.match(x)["i"] for x in lines if ITERATION.match(x)] == ["3"]
+    assert any(line.startswith("Averaged stats: lr: 0.000200  class_error: ") for line in lines)
+    assert any(line.startswith("Test:  [0/1]  eta: ") for line in lines)
+    assert any("IoU metric: bbox" in line for line in lines)
+    assert f"Saved checkpoint: {tmp_path / 'checkpoint.pth'} (epoch 0)" in lines
+    done = load_checkpoint(tmp_path / "checkpoint.pth")
+    assert (done["epoch"], done["next_iteration"], done["global_step"]) == (0, 0, 4)
+    assert done["completed"] is True
+    (row,) = [json.loads(x) for x in (tmp_path / "log.txt").read_text().splitlines()]
+    assert len(row["test_coco_eval_bbox"]) == 12 and row["epoch"] == 0
+    assert {"train_loss", "train_lr", "test_loss", "n_parameters", "epoch_time"} <= row.keys()
+    assert row["n_parameters"] > 1_000_000
+
+    # The doctor reads the resumed job's log (its predecessor's beside it) as printed.
+    (tmp_path / "train_tbx11k_101.out").write_text("\n".join(log) + "\n")
+    (tmp_path / "train_tbx11k_102.out").write_text("\n".join(lines) + "\n")
+    check = CliRunner().invoke(
+        doctor_app, ["check", str(tmp_path / "train_tbx11k_102.out"), "--format", "json"]
+    )
+    report = json.loads(check.stdout)
+    # Warnings only (the built-in profile expects TBX11K's ~20 min, loss ~2 first epoch).
+    assert check.exit_code == 0, report["findings"]
+    assert not [f for f in report["findings"] if f["severity"] == "error"]
+    assert (report["run"]["path"], report["run"]["first_epoch"]) == ("resume", 0)
+
+    # The run is complete: running it again is refused before any training (exit 3).
+    options = ["--preset", "tiny", "--data-root", str(synth), "--output-dir", str(tmp_path)]
+    again = CliRunner().invoke(train_app, ["run", *options, "--device", "cpu"])
+    assert again.exit_code == 3, again.output
+    assert again.output.splitlines()[-1].startswith("Run plan refused: ")
+    assert "Start training" not in again.output
+
+
+def test_run_without_data_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(
+        train_app, ["run", "--preset", "tiny", "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "give --data-root" in result.output
