@@ -123,7 +123,7 @@ def test_usr1_saves_mid_epoch_and_the_chain_resumes(slurm_cluster, tmp_path, scr
     env = _job_env(
         tmp_path, TBX_PRESET="tiny", TBX_EPOCHS="1", TBX_LOG_DIR=str(logs),
         TBX_EXTRA_ARGS="--batch-size 1 --grad-accum 1 --print-freq 1 --num-workers 0",
-        TBX_SCRIPT=str(ROOT / "scripts" / script), TBX_CPUS="1",
+        TBX_SCRIPT=str(ROOT / "scripts" / script), TBX_CPUS="3",  # 3 GB: DefMemPerCPU 1000
     )  # fmt: skip
     first = int(
         subprocess.run(
