@@ -50,6 +50,8 @@ class TrainContext:
     clip_max_norm: float = 0.1
     ema: ModelEma | None = None
     world_size: int = 1
+    rank: int = 0
+    seed: int = 0  # run seed: with the epoch and micro-batch index it seeds the step's noise
 
 
 @dataclass
@@ -106,9 +108,28 @@ def _reduced_values(terms: dict[str, Tensor], world_size: int) -> dict[str, floa
     return dict(zip(terms, stacked.tolist(), strict=True))
 
 
-def _micro_step(ctx: TrainContext, batch: MicroBatch, num_boxes: float, sync: bool) -> dict:
+def micro_batch_seed(seed: int, epoch: int, micro_batch: int) -> int:
+    """Seed of the random draws (denoising noise, dropout) of one global micro-batch.
+
+    A pure function of (run seed, epoch, global micro-batch index), so that a resumed run draws
+    what the uninterrupted one drew, and 1 process x K and K processes x 1 draw alike.
+    """
+    return ((seed * 1_000_003 + epoch) * 10_000_019 + micro_batch) % (2**63)
+
+
+def global_micro_batch(iteration: int, grad_accum: int, world_size: int, rank: int) -> int:
+    """The global index of this rank's micro-batch `iteration` (the sampler's layout)."""
+    step, k = divmod(iteration, grad_accum)
+    return step * grad_accum * world_size + k * world_size + rank
+
+
+def _micro_step(
+    ctx: TrainContext, batch: MicroBatch, num_boxes: float, sync: bool, seed: int | None
+) -> dict:
     """Forward and backward of one micro-batch; returns its rank-reduced logged values."""
     images, masks, targets = batch
+    if seed is not None:
+        torch.manual_seed(seed)  # also seeds CUDA: the denoising noise is drawn in forward
     no_sync = getattr(ctx.model, "no_sync", None)
     # DDP all-reduces gradients in backward; only the last micro-batch of a step needs that.
     sync_context = contextlib.nullcontext() if sync or no_sync is None else no_sync()
@@ -141,16 +162,22 @@ def _combine(per_micro: list[dict[str, float]]) -> dict[str, float]:
     return {"class_error": errors, **combined}
 
 
-def optimizer_step(ctx: TrainContext, micro_batches: Sequence[MicroBatch]) -> dict[str, float]:
+def optimizer_step(
+    ctx: TrainContext,
+    micro_batches: Sequence[MicroBatch],
+    seeds: Sequence[int] | None = None,
+) -> dict[str, float]:
     """One optimizer step over the K micro-batches of this rank; returns the logged values.
 
+    `seeds` (one per micro-batch, see micro_batch_seed) make the step's noise reproducible.
     Raises NonFiniteLossError before any weight changes if a loss is not finite.
     """
     num_boxes = count_boxes(micro_batches, ctx.device, ctx.world_size)
     ctx.optimizer.zero_grad(set_to_none=True)
     last = len(micro_batches) - 1
     per_micro = [
-        _micro_step(ctx, batch, num_boxes, sync=k == last) for k, batch in enumerate(micro_batches)
+        _micro_step(ctx, batch, num_boxes, k == last, seeds[k] if seeds else None)
+        for k, batch in enumerate(micro_batches)
     ]
     if ctx.scaler is not None:
         ctx.scaler.unscale_(ctx.optimizer)
@@ -202,8 +229,16 @@ def train_one_epoch(
     for group in _grouped(iter(batches), plan.grad_accum):
         logger.mark_data(len(group))
         group = [to_device(b, ctx.device) for b in group]
+        seeds = [
+            micro_batch_seed(
+                ctx.seed,
+                plan.epoch,
+                global_micro_batch(index + 1 + k, plan.grad_accum, ctx.world_size, ctx.rank),
+            )
+            for k in range(len(group))
+        ]
         try:
-            values = optimizer_step(ctx, group)
+            values = optimizer_step(ctx, group, seeds)
         except NonFiniteLossError as error:
             # DINO's guard lines; the weights and the last checkpoint are untouched.
             logger.write(f"Loss is {error.loss_value}, stopping training")

@@ -151,6 +151,8 @@ def start_session(
         clip_max_norm=config.train.clip_max_norm,
         ema=state.ema,
         world_size=world_size,
+        rank=rank,
+        seed=config.train.seed,
     )
     say(format_decision_line(plan))
     say(format_plan_line(plan))

@@ -164,11 +164,6 @@ def _assert_history_shows_the_chain(s: Scenario, job_ids: list[int]) -> None:
     assert last["source_job"] == str(job_ids[-2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (tbx-train run): resuming a mid-epoch checkpoint (a signal's or --max-steps') "
-    "does not reproduce the uninterrupted run; losses differ from the first resumed iteration",
-)
 def test_time_limit_chain_ends_with_the_uninterrupted_weights(slurm_cluster, scenarios):
     import torch
 
