@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ SIZE = 96  # smallest convenient size giving >= 100 encoder tokens (12^2 + 6^2 +
 
 def _reference_layout() -> list[tuple[str, list[int]]]:
     rows = REFERENCE_KEYS.read_text().splitlines()[1:]  # first line: a comment
-    return [(key, eval(shape)) for key, shape, _ in (row.split("\t") for row in rows)]
+    return [(key, json.loads(shape)) for key, shape, _ in (row.split("\t") for row in rows)]
 
 
 def test_tbx11k_state_dict_has_the_official_keys_and_shapes_in_order():
