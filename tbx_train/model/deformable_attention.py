@@ -72,7 +72,8 @@ class _WeightedRowSum(torch.autograd.Function):
         grad_table = grad_weights = None
         if ctx.needs_input_grad[0]:
             flat_rows = rows.flatten()
-            order = torch.argsort(flat_rows)
+            # Stable: a deterministic summation order (and faster on int32 keys).
+            order = torch.argsort(flat_rows, stable=True)
             counts = torch.bincount(flat_rows, minlength=table.shape[0])
             grad_table = F.embedding_bag(
                 _floor_divide(order, rows.shape[1]),  # the output row of each sorted sample
