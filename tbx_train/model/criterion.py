@@ -16,6 +16,12 @@ Two logging values are not losses: `class_error` and `class_error_images` (see `
 Normalisation: every loss is a sum over the batch divided by `num_boxes` (the denoising ones by
 `num_boxes * num_dn_group`), so the losses of micro-batches computed with the step's global box
 count add up to the loss of the whole step, whatever the split over GPUs and accumulation steps.
+Two caveats for the engine:
+- DDP averages gradients over ranks, so each rank must pass (boxes of the whole step) / world_size,
+  as the official code does; then the averaged gradient is the gradient of the step's loss.
+- The dn losses use the group count of each micro-batch (the official quirk makes it depend on
+  the largest GT count in that micro-batch), so they add up exactly only when micro-batches share
+  the dn layout; this matches the official per-GPU behaviour.
 """
 
 from __future__ import annotations
@@ -64,18 +70,23 @@ def weighted_total(losses: dict[str, Tensor], weight_dict: dict[str, float]) -> 
     return torch.stack(terms).sum()
 
 
-def sigmoid_focal_loss(logits: Tensor, targets: Tensor, alpha: float, gamma: float) -> Tensor:
-    """Focal loss (Lin et al. 2017) summed over all elements; logits and 0/1 targets same shape.
+def sigmoid_focal_loss(
+    logits: Tensor, positives: tuple[Tensor, Tensor, Tensor], alpha: float, gamma: float
+) -> Tensor:
+    """Focal loss (Lin et al. 2017) summed over all elements of `logits` [B, Q, C].
 
+    The target is 1 at the (batch, query, class) index triples `positives` and 0 elsewhere.
     alpha weighs positives (1 - alpha negatives); alpha < 0 disables the weighting, as in DETR.
+    Computed as "every element negative" plus a correction at the few positives, which needs
+    far fewer passes over [B, Q, C] than building the one-hot target (same value and gradient).
     """
+    pos_weight, neg_weight = (alpha, 1 - alpha) if alpha >= 0 else (1.0, 1.0)
     prob = logits.sigmoid()
-    ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = prob * targets + (1 - prob) * (1 - targets)
-    loss = ce * (1 - p_t).pow(gamma)
-    if alpha >= 0:
-        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
-    return loss.sum()
+    # Target 0: BCE = softplus(x) = -log(1 - p), modulated by p^gamma.
+    negative = neg_weight * prob.pow(gamma) * F.softplus(logits)
+    x, p = logits[positives], prob[positives]
+    positive = pos_weight * (1 - p).pow(gamma) * F.softplus(-x)  # target 1: -log(p) (1 - p)^gamma
+    return negative.sum() + (positive - negative[positives]).sum()
 
 
 def _flat_pred_indices(indices: Indices, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -148,9 +159,9 @@ class SetCriterion(nn.Module):
         """Focal loss over all queries x classes / num_boxes; `labels` are the matched GT labels."""
         logits = outputs["pred_logits"].float()  # [B, Q, C]
         batch_idx, pred_idx = _flat_pred_indices(indices, logits.device)
-        onehot = torch.zeros_like(logits)
-        onehot[batch_idx, pred_idx, labels.to(logits.device)] = 1.0
-        return sigmoid_focal_loss(logits, onehot, self.focal_alpha, self.focal_gamma) / num_boxes
+        positives = (batch_idx, pred_idx, labels.to(logits.device))
+        loss = sigmoid_focal_loss(logits, positives, self.focal_alpha, self.focal_gamma)
+        return loss / num_boxes
 
     def loss_boxes(
         self, outputs: dict[str, Tensor], indices: Indices, boxes_cxcywh: Tensor, num_boxes: float
@@ -285,7 +296,8 @@ class SetCriterion(nn.Module):
         any number of proposals), `dn_meta` (absent/None, or the official dn layout).
         targets: B dicts with `labels` int64 [n_b] (raw ids < C) and `boxes` [n_b, 4] normalised
         cxcywh; n_b may be 0. num_boxes: the loss normaliser; None counts the boxes of `targets`.
-        The engine passes the box count of the whole optimizer step (all micro-batches and ranks).
+        The engine passes the box count of the whole optimizer step (all micro-batches and ranks)
+        divided by the world size (DDP averages gradients; see the module docstring).
         Either way it is clamped to >= 1, so a step without boxes gives finite losses.
         Returns 0-dim tensors: the weighted loss keys (module docstring) plus class_error and
         class_error_images.

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tbx_train.model.box_ops import (
     box_area,
@@ -75,3 +77,25 @@ def test_inverse_sigmoid_inverts_sigmoid_and_clamps_at_eps() -> None:
     edges = inverse_sigmoid(torch.tensor([-0.5, 0.0, 1.0, 1.5], dtype=torch.float64))
     limit = math.log(1e-3)
     assert edges.tolist() == pytest.approx([limit, limit, -limit, -limit])
+
+
+_unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False, width=32)
+_boxes_xyxy = st.lists(st.tuples(_unit, _unit, _unit, _unit), min_size=1, max_size=4).map(
+    lambda rows: torch.tensor(
+        [[min(a, c), min(b, d), max(a, c) + 1e-3, max(b, d) + 1e-3] for a, b, c, d in rows],
+        dtype=torch.float64,
+    )
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(boxes1=_boxes_xyxy, boxes2=_boxes_xyxy)
+def test_giou_is_symmetric_bounded_and_at_most_iou(
+    boxes1: torch.Tensor, boxes2: torch.Tensor
+) -> None:
+    iou, _ = box_iou(boxes1, boxes2)
+    giou = generalized_box_iou(boxes1, boxes2)
+    torch.testing.assert_close(giou, generalized_box_iou(boxes2, boxes1).T)
+    assert bool((giou <= iou + 1e-12).all())
+    assert bool(((giou >= -1) & (giou <= 1)).all())
+    assert bool(((iou >= 0) & (iou <= 1 + 1e-12)).all())

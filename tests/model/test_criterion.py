@@ -8,6 +8,7 @@ from operator import itemgetter
 
 import pytest
 import torch
+import torch.nn.functional as F
 from detection_outputs import map_tensors, random_dn_meta, random_outputs, random_targets
 
 from tbx_train.config import MODEL_PRESETS
@@ -15,6 +16,7 @@ from tbx_train.model.criterion import (
     SetCriterion,
     build_weight_dict,
     dn_positive_indices,
+    sigmoid_focal_loss,
     weighted_total,
 )
 from tbx_train.model.matcher import HungarianMatcher
@@ -244,6 +246,26 @@ def test_inconsistent_inputs_are_refused_with_a_reason() -> None:
         _criterion(num_classes=5)(outputs, random_targets([1], 4, generator))
     with pytest.raises(KeyError, match="weighted keys"):
         weighted_total({}, {"loss_ce": 1.0})
+
+
+@pytest.mark.parametrize("alpha", [0.25, -1.0])
+def test_sparse_focal_loss_equals_the_dense_one_hot_formula(alpha: float) -> None:
+    generator = torch.Generator().manual_seed(14)
+    logits = (4 * torch.randn(2, 9, 5, generator=generator, dtype=torch.float64)).requires_grad_()
+    positives = (torch.tensor([0, 0, 1]), torch.tensor([2, 7, 7]), torch.tensor([4, 0, 1]))
+    onehot = torch.zeros_like(logits)
+    onehot[positives] = 1.0
+    # The textbook form: BCE * (1 - p_t)^gamma * alpha_t with a dense one-hot target.
+    prob = logits.sigmoid()
+    p_t = prob * onehot + (1 - prob) * (1 - onehot)
+    alpha_t = alpha * onehot + (1 - alpha) * (1 - onehot) if alpha >= 0 else 1.0
+    bce = F.binary_cross_entropy_with_logits(logits, onehot, reduction="none")
+    dense = (alpha_t * bce * (1 - p_t) ** 2).sum()
+    (dense_grad,) = torch.autograd.grad(dense, logits)
+    sparse = sigmoid_focal_loss(logits, positives, alpha, 2.0)
+    (sparse_grad,) = torch.autograd.grad(sparse, logits)
+    torch.testing.assert_close(sparse, dense)
+    torch.testing.assert_close(sparse_grad, dense_grad)
 
 
 def test_nan_predictions_give_a_nan_loss_not_an_exception() -> None:
