@@ -70,6 +70,7 @@ class DINO(nn.Module):
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """-> per level (map [B, C, H_l, W_l], mask [B, H_l, W_l], position [B, C, H_l, W_l])."""
         features, level_masks, positions = self.backbone(images, masks)
+        # input_proj has more entries than the backbone has maps: the extra levels follow.
         srcs = [proj(f) for proj, f in zip(self.input_proj, features, strict=False)]
         for level in range(len(features), self.config.num_feature_levels):
             source = features[-1] if level == len(features) else srcs[-1]
@@ -97,8 +98,8 @@ class DINO(nn.Module):
         dn = self._denoising(targets)
         dn_queries = None if dn is None else (dn.content, dn.boxes_unsig, dn.attn_mask)
         out = self.transformer(srcs, level_masks, positions, dn_queries)
-        hs = stack_layers(out.hs)  # [L, B, T, C]
-        references = stack_layers(out.references)  # [L, B, T, 4]
+        hs = torch.stack(out.hs)  # [L, B, T, C]
+        references = torch.stack(out.references)  # [L, B, T, 4]
         # One head call for all layers: the heads are shared (the same module at every index).
         boxes = (self.bbox_embed[0](hs) + inverse_sigmoid(references)).sigmoid()
         # The zero term keeps label_enc in the graph when no denoising runs, so DDP sees every
@@ -119,11 +120,6 @@ class DINO(nn.Module):
             "pred_boxes": out.interm_boxes,
         }
         return outputs
-
-
-def stack_layers(tensors: list[Tensor]) -> Tensor:
-    """Stack per-layer tensors [B, ...] -> [L, B, ...]."""
-    return torch.stack(tensors)
 
 
 def pack_layers(logits: Tensor, boxes: Tensor) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ SIZE = 96  # smallest convenient size giving >= 100 encoder tokens (12^2 + 6^2 +
 
 def _reference_layout() -> list[tuple[str, list[int]]]:
     rows = REFERENCE_KEYS.read_text().splitlines()[1:]  # first line: a comment
-    return [(key, eval(shape)) for key, shape, _ in (row.split("\t") for row in rows)]
+    return [(key, json.loads(shape)) for key, shape, _ in (row.split("\t") for row in rows)]
 
 
 def test_tbx11k_state_dict_has_the_official_keys_and_shapes_in_order():
@@ -140,3 +141,40 @@ def test_local_backbone_weights_are_loaded(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, path)
     with pytest.raises(BackboneWeightsError, match="do not fit"):
         build_model(model_preset("tiny", backbone_weights=str(path)))
+
+
+def test_heads_start_from_the_focal_prior_and_zero_box_deltas(tiny):
+    model, _, _ = tiny
+    fresh = build_model(model_preset("tiny"))
+    for heads in (fresh.class_embed, [fresh.transformer.enc_out_class_embed]):
+        torch.testing.assert_close(heads[0].bias, torch.full((4,), -4.59512), atol=1e-5, rtol=0)
+    for head in (fresh.bbox_embed[0], fresh.transformer.enc_out_bbox_embed):
+        assert head.layers[-1].weight.abs().sum() == 0 and head.layers[-1].bias.abs().sum() == 0
+    # Decoder heads are one module per model; the encoder's are separate copies.
+    assert model.class_embed[0] is model.class_embed[1] is model.transformer.decoder.class_embed[1]
+    assert model.transformer.enc_out_bbox_embed is not model.bbox_embed[0]
+
+
+def test_look_forward_twice_keeps_the_refinement_gradient_but_feeds_detached_boxes(tiny):
+    model, _, _ = tiny
+    decoder = model.transformer.decoder
+    generator = torch.Generator().manual_seed(0)
+    shapes = [(4, 4), (2, 2), (1, 1), (1, 1)]
+    memory = torch.randn(1, 22, 128, generator=generator)
+    inputs = (
+        torch.randn(1, 5, 128, generator=generator),  # content queries
+        torch.randn(1, 5, 4, generator=generator),  # reference boxes (logits)
+        memory,
+        torch.zeros(1, 22, dtype=torch.bool),
+        shapes,
+        torch.ones(1, 4, 2),
+        None,
+    )
+    last_box_layer = decoder.bbox_embed[0].layers[-1].weight
+    hs, references = decoder(*inputs)
+    # Layer 1 predicts from references[1], the layer-0 refinement with its gradient ...
+    (grad,) = torch.autograd.grad(references[1].sum(), last_box_layer)
+    assert grad.abs().sum() > 0
+    # ... while layer 1 itself was fed the detached box: its output does not depend on the head.
+    (grad,) = torch.autograd.grad(hs[1].sum(), last_box_layer, allow_unused=True)
+    assert grad is None or grad.abs().sum() == 0
