@@ -30,13 +30,25 @@ def _targets(batch: int):
     return [{"labels": torch.tensor([1, 3]), "boxes": boxes.clone()} for _ in range(batch)]
 
 
-def measure(preset: str, size: int, batch: int, steps: int, threads: int) -> dict:
+def _use_attention_core(name: str) -> None:
+    """Force one deformable-attention core (default: the module's own choice per device)."""
+    from tbx_train.model import deformable_attention
+
+    if name != "auto":
+        core = getattr(deformable_attention, f"sample_by_{name}")
+        deformable_attention.multi_scale_deformable_attention = core
+
+
+def measure(
+    preset: str, size: int, batch: int, steps: int, threads: int, attention: str = "auto"
+) -> dict:
     """Time `steps` training steps (after a warm-up) in this process; returns the numbers."""
     import torch
 
     from tbx_train.config import model_preset
     from tbx_train.model import build_dino
 
+    _use_attention_core(attention)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model, criterion, _ = build_dino(model_preset(preset))
@@ -67,6 +79,7 @@ def measure(preset: str, size: int, batch: int, steps: int, threads: int) -> dic
         "size": size,
         "batch": batch,
         "threads": threads,
+        "attention": attention,
         "steps": steps,
         "median_s": round(statistics.median(timed), 3),
         "min_s": round(min(timed), 3),
@@ -84,10 +97,18 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1, help="images per step")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 1 warm-up)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument(
+        "--attention",
+        choices=["auto", "embedding_bag", "grid_sample"],
+        default="auto",
+        help="deformable-attention core (auto: embedding_bag on CPU)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # one configuration, in this process
-        result = measure(args.preset[0], args.size, args.batch, args.steps, args.threads)
+        result = measure(
+            args.preset[0], args.size, args.batch, args.steps, args.threads, args.attention
+        )
         print(json.dumps(result))
         return 0
     defaults = {"tbx11k": 512, "tiny": 256}
@@ -95,11 +116,12 @@ def main() -> int:
         size = args.size or defaults.get(preset, 512)
         command = [sys.executable, __file__, "--child", "--preset", preset, "--size", str(size)]
         command += ["--batch", str(args.batch), "--steps", str(args.steps)]
-        command += ["--threads", str(args.threads)]
+        command += ["--threads", str(args.threads), "--attention", args.attention]
         line = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         result = json.loads(line.strip().splitlines()[-1])
         print(
-            f"{preset} {size}x{size} batch {args.batch}, {args.threads} threads: step "
+            f"{preset} {size}x{size} batch {args.batch}, {args.threads} threads, attention "
+            f"{args.attention}: step "
             f"median {result['median_s']} s (min {result['min_s']} s, {args.steps} steps; "
             f"CPU {result['median_cpu_s']} s), "
             f"peak RSS {result['peak_rss_gib']} GiB, load avg {result['load_avg_1min']}"

@@ -73,9 +73,38 @@ def _evaluate(root: Path, run_dir: Path) -> int:
     return _tee(command, OUTPUT / "logs" / "eval_demo.out")
 
 
-def _doctor(log: Path) -> int:
-    print(f"$ tbx-doctor check {log}", flush=True)
-    return subprocess.run([sys.executable, "-m", "tbx_doctor", "check", str(log)]).returncode
+# What this demo run is expected to look like, for `tbx-doctor check --profile` (the doctor's
+# built-in defaults describe the real TBX11K incident: pretrained R50, ~20 min epochs, loss ~2).
+# Measured on the 2-core box: epoch-0 mean loss 10.8, 3-5 min per epoch, AP 0.09 after epoch 0.
+DEMO_PROFILE = """\
+expect = "fresh"
+
+[first_epoch]
+loss = [8.0, 14.0]
+loss_tolerance = 2.0
+minutes = [0.5, 10]
+ap = [0.03, 0.4]
+
+[job]
+min_minutes = 0.5
+expected_hours = 0.05
+
+[severity]
+fresh-no-pretrained = "info"  # training from scratch is what the demo does on purpose
+"""
+
+
+def _doctor(log: Path, *options: str) -> tuple[int, str]:
+    """Print the doctor's text report; return (exit code, verdict from its JSON report)."""
+    command = [sys.executable, "-m", "tbx_doctor", "check", str(log), *options]
+    print(f"$ tbx-doctor check {log} {' '.join(options)}".rstrip(), flush=True)
+    code = subprocess.run(command).returncode
+    report = subprocess.run([*command, "--format", "json"], capture_output=True, text=True)
+    try:
+        verdict = json.loads(report.stdout)["verdict"]
+    except (json.JSONDecodeError, KeyError):
+        verdict = "unreadable report"
+    return code, verdict
 
 
 def _ap_curve(run_dir: Path) -> list[tuple[int, float, float]]:
@@ -91,7 +120,7 @@ def _ap_curve(run_dir: Path) -> list[tuple[int, float, float]]:
     ]
 
 
-def _summary(outcomes: list[tuple[str, int, int]], curve, seconds: float) -> bool:
+def _summary(outcomes: list[tuple[str, object, object]], curve, seconds: float) -> bool:
     print("\n" + "=" * 64 + "\nDemo summary\n" + "=" * 64)
     for epoch, ap, ap50 in curve:
         print(f"  epoch {epoch:2d}: AP {ap:.3f}  AP50 {ap50:.3f}")
@@ -99,7 +128,7 @@ def _summary(outcomes: list[tuple[str, int, int]], curve, seconds: float) -> boo
     for step, got, expected in outcomes:
         verdict = "as expected" if got == expected else f"UNEXPECTED (expected {expected})"
         ok &= got == expected
-        print(f"  {step}: exit {got} ({verdict})")
+        print(f"  {step}: {got} ({verdict})")
     print(f"  total time {seconds / 60:.1f} min; outputs in {OUTPUT}/")
     return ok
 
@@ -109,14 +138,18 @@ def main() -> int:
     started = time.perf_counter()
     root, run_dir = OUTPUT / "synth", OUTPUT / "run"
     _synth(root)
-    outcomes = [("train tiny preset", _train(root, run_dir), 0)]
+    outcomes: list[tuple[str, object, object]] = []
+    outcomes.append(("train tiny preset: exit", _train(root, run_dir), 0))
     if outcomes[0][1] == 0:
-        outcomes.append(("evaluate checkpoint", _evaluate(root, run_dir), 0))
-        outcomes.append(
-            ("doctor on the demo log (healthy)", _doctor(OUTPUT / "logs/train_demo.out"), 0)
-        )
+        outcomes.append(("evaluate checkpoint: exit", _evaluate(root, run_dir), 0))
+        profile = OUTPUT / "doctor_profile.toml"
+        profile.write_text(DEMO_PROFILE)
+        demo_log = OUTPUT / "logs" / "train_demo.out"
+        result = _doctor(demo_log, "--profile", str(profile))
+        outcomes.append(("doctor on the demo log: exit, verdict", result, (0, "healthy")))
     if INCIDENT_LOG.is_file():
-        outcomes.append(("doctor on the incident log (diagnosed)", _doctor(INCIDENT_LOG), 1))
+        result = _doctor(INCIDENT_LOG)
+        outcomes.append(("doctor on the incident log: exit, verdict", result, (1, "failed")))
     else:
         print(f"(skipped the incident check: {INCIDENT_LOG} is not in this checkout)")
     ok = _summary(outcomes, _ap_curve(run_dir), time.perf_counter() - started)

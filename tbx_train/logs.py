@@ -76,6 +76,41 @@ def _default_meters() -> dict[str, SmoothedValue]:
     }
 
 
+class ProgressBar:
+    """A rich progress bar for a person at a terminal; log lines are printed above it.
+
+    Batch jobs (stdout not a terminal) never create one: their logs stay plain lines.
+    """
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+        )
+        self._task: object | None = None
+
+    def start(self, description: str, total: int) -> None:
+        """Show a fresh bar (the previous one, if any, is removed)."""
+        self.stop()
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, steps: int) -> None:
+        if self._task is not None:
+            self._progress.advance(self._task, steps)  # type: ignore[arg-type]
+
+    def write(self, line: str) -> None:
+        """Print a log line above the bar, exactly as given (no markup, no highlighting)."""
+        self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._progress.remove_task(self._task)  # type: ignore[arg-type]
+            self._task = None
+        self._progress.stop()
+
+
 class MetricLogger:
     """Named meters plus iteration timing; prints DINO's lines through `write`.
 
@@ -89,12 +124,14 @@ class MetricLogger:
         write: Callable[[str], None] | None = None,
         show_memory: bool = False,
         with_lr: bool = True,
+        progress: ProgressBar | None = None,
     ) -> None:
         self.meters = _default_meters()
         if not with_lr:
             del self.meters["lr"]
         self.print_freq = print_freq
-        self.write = write or _print_line
+        self.progress = progress
+        self.write = progress.write if progress else (write or _print_line)
         self.show_memory = show_memory
         self.header = ""
         self.total = 0
@@ -113,6 +150,8 @@ class MetricLogger:
         self.header, self.total = header, total
         self._start = self._last = time.perf_counter()
         self._iterations = 0
+        if self.progress:
+            self.progress.start(header, total)
 
     def mark_data(self, iterations: int = 1) -> None:
         """The batch (or `iterations` micro-batches) is loaded: record the wait per iteration."""
@@ -128,6 +167,8 @@ class MetricLogger:
         self.iter_time.update((now - self._last) / iterations, n=iterations)
         self._last = now
         self._iterations += iterations
+        if self.progress:
+            self.progress.advance(iterations)
         first = index - iterations + 1
         due = -(-first // self.print_freq) * self.print_freq  # first multiple >= first
         if due <= index:
@@ -155,6 +196,8 @@ class MetricLogger:
         """Print `<header> Total time: H:MM:SS (s / it)`; return the elapsed seconds."""
         elapsed = time.perf_counter() - self._start
         per_it = elapsed / max(self._iterations, 1)
+        if self.progress:
+            self.progress.stop()
         self.write(f"{self.header} Total time: {format_duration(elapsed)} ({per_it:.4f} s / it)")
         return elapsed
 

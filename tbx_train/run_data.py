@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from tbx_train.config import DataConfig, RunConfig
+from tbx_train.config import ConfigError, DataConfig, RunConfig
 from tbx_train.data import CocoSource, TransformConfig, build_datasets, collate_fn
 from tbx_train.evaluation import (
     detections_from_results,
@@ -63,8 +63,6 @@ def build_run_data(config: RunConfig, rank: int, world_size: int) -> RunData:
         len(train_set), train.batch_size, train.grad_accum, world_size, rank, seed=train.seed
     )
     if sampler.steps_per_epoch < 1:
-        from tbx_train.config import ConfigError
-
         raise ConfigError(
             f"{len(train_set)} training images cannot fill one optimizer step of "
             f"{train.effective_batch(world_size)} images; lower --batch-size or --grad-accum"

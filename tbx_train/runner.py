@@ -22,7 +22,14 @@ from tbx_train.checkpoint import best_path, dataset_facts, epoch_path, latest_pa
 from tbx_train.config import ConfigError, RunConfig
 from tbx_train.distributed import DistInfo, init_distributed
 from tbx_train.engine import EpochPlan, EvalResult, TrainContext, evaluate, train_one_epoch
-from tbx_train.logs import MetricLogger, append_epoch_record, epoch_record, format_duration
+from tbx_train.logs import (
+    MetricLogger,
+    ProgressBar,
+    append_epoch_record,
+    epoch_record,
+    format_duration,
+    is_interactive,
+)
 from tbx_train.plan import (
     RunPlan,
     decide_plan,
@@ -68,6 +75,8 @@ class Session:
     write: Callable[[str], None]
     stop_requested: Callable[[], str | None]  # the signal's name once a stop was requested
     best_ap: float = -1.0
+    interactive: bool = False  # print through a progress bar (stdout is a terminal)
+    step_limit: int | None = None  # global step at which --max-steps stops this job
 
     @property
     def is_main(self) -> bool:
@@ -147,12 +156,20 @@ def start_session(
     say(format_plan_line(plan))
     # A collective on every rank after each step, so that all ranks stop after the same one.
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
-    return Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
+    session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
+    session.interactive = write is print and is_interactive()
+    max_steps = config.train.max_steps  # counted from this job's start, resumed or not
+    session.step_limit = None if max_steps is None else state.global_step + max_steps
+    return session
 
 
 def _logger(session: Session, with_lr: bool = True) -> MetricLogger:
     cuda = session.ctx.device.type == "cuda"
-    return MetricLogger(session.config.train.print_freq, session.write, cuda, with_lr=with_lr)
+    # A bar only for a person watching the console; the test/caller's own writer gets lines.
+    bar = ProgressBar() if session.is_main and session.interactive else None
+    return MetricLogger(
+        session.config.train.print_freq, session.write, cuda, with_lr=with_lr, progress=bar
+    )
 
 
 def _evaluate(session: Session) -> EvalResult:
@@ -206,7 +223,7 @@ def _train_epoch(session: Session, epoch: int, start_iteration: int):
         grad_accum=session.config.train.grad_accum,
         start_iteration=start_iteration,
         global_step=state.global_step,
-        max_steps=session.config.train.max_steps,
+        max_steps=session.step_limit,
         stop_requested=session.stop_requested,
     )
     result = train_one_epoch(session.ctx, data.train_loader, plan, _logger(session))
@@ -243,8 +260,8 @@ def _stop_early(session: Session, outcome: RunOutcome, epoch: int, result) -> No
     position = f"(epoch {epoch}, iteration {result.next_iteration})"
     if result.stop_reason == "max_steps":
         session.write(
-            f"Stopped after {result.global_step} optimizer steps (--max-steps): "
-            f"saved checkpoint {path} {position}"
+            f"Stopped by --max-steps {session.config.train.max_steps} at global step "
+            f"{result.global_step}: saved checkpoint {path} {position}"
         )
     else:
         _interrupted(session, outcome, epoch, result.next_iteration)
@@ -274,8 +291,7 @@ def train_run(session: Session) -> RunOutcome:
         outcome.ap_per_epoch[epoch] = _finish_epoch(session, epoch, result.stats, seconds)
         outcome.epochs_trained.append(epoch)
         outcome.checkpoint = latest_path(session.output_dir)
-        max_steps = session.config.train.max_steps
-        if max_steps is not None and session.state.global_step >= max_steps:
+        if session.step_limit is not None and session.state.global_step >= session.step_limit:
             outcome.stop_reason = "max_steps"
             break
         if session.stop_requested() and epoch + 1 < session.config.train.epochs:

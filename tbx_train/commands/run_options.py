@@ -23,7 +23,7 @@ TrainJson = Annotated[Path | None, typer.Option(help="COCO json of the training 
 ValJson = Annotated[Path | None, typer.Option(help="COCO json of the validation split.")]
 ImageRoot = Annotated[Path | None, typer.Option(help="Folder the json file_name entries are in.")]
 OutputDir = Annotated[
-    Path | None, typer.Option(help="Run folder: checkpoints, log.txt. [default: outputs/run]")
+    Path | None, typer.Option(help="Run folder: checkpoints, log.txt (default outputs/run).")
 ]
 Epochs = Annotated[int | None, typer.Option(help="Total epochs of the run (not 'more epochs').")]
 BatchSize = Annotated[
@@ -42,7 +42,8 @@ Amp = Annotated[
 ]
 Ema = Annotated[bool | None, typer.Option("--ema/--no-ema", help="Keep an EMA of the weights.")]
 MaxSteps = Annotated[
-    int | None, typer.Option(help="Stop after this many optimizer steps, saving a checkpoint.")
+    int | None,
+    typer.Option(help="Stop after this many optimizer steps of this job, saving a checkpoint."),
 ]
 PrintFreq = Annotated[int | None, typer.Option(help="Iterations between log lines.")]
 Device = Annotated[str | None, typer.Option(help="auto (the local GPU if any), cpu or cuda.")]

@@ -71,7 +71,9 @@ class CocoDetection(Dataset):
     target: `labels` int64 [n] (raw category ids), `boxes` float32 [n, 4] normalised cxcywh
     relative to the transformed unpadded size, `image_id` int64 [], `orig_size` and `size`
     int64 [2] (h, w). n may be 0. Augmentation is a pure function of (seed, epoch, index): call
-    `set_epoch` at the start of each epoch.
+    `set_epoch` at the start of each epoch, before iterating the DataLoader. Workers copy the
+    dataset when an epoch's iteration starts, so keep `persistent_workers=False` (the default):
+    persistent workers would keep the epoch they started with.
     """
 
     def __init__(

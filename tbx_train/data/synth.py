@@ -11,7 +11,8 @@ Layout (as TBX11K; json `file_name` is relative to `imgs/`)::
     DIR/annotations/json/TBX11K_train.json, TBX11K_val.json
 
 Each image is grayscale (8-bit PNG): a bright body, two darker lung fields, rib-like bands and
-noise. The three categories look different so the task is learnable but not trivial:
+noise, faint vessel dots (never boxed), and a per-image exposure (contrast, brightness). The three
+categories look different so the task is learnable but not trivial:
 
 - 1 ActiveTuberculosis: a medium, filled, cloudy (textured) opacity.
 - 2 ObsoletePulmonaryTuberculosis: a small, very bright, sharp-edged (calcified) nodule.
@@ -128,16 +129,31 @@ def _place_lesions(rng: np.random.Generator, size: int, lungs, count: int) -> li
 def _draw_lesion(image: np.ndarray, rng: np.random.Generator, xx, yy, lesion: _Lesion) -> None:
     """Add one lesion's intensity in place; the look depends on the category (see module doc)."""
     r2 = _ellipse_field(xx, yy, lesion.cx, lesion.cy, lesion.rx, lesion.ry)
+    strength = rng.uniform(0.75, 1.15)  # lesions vary in density, as real ones do
     if lesion.category_id == 1:  # cloudy filled opacity with a soft edge and texture
         texture = 0.6 + 0.4 * np.sin(xx * rng.uniform(0.5, 0.9) + rng.uniform(0, 6)) * np.cos(
             yy * rng.uniform(0.5, 0.9) + rng.uniform(0, 6)
         )
-        image += 70.0 * texture * _inside(r2, 0.85, 8.0)
+        image += strength * 70.0 * texture * _inside(r2, 0.85, 8.0)
     elif lesion.category_id == 2:  # calcified nodule: very bright, sharp edge
-        image += 120.0 * _inside(r2, 0.9, 25.0)
+        image += strength * 120.0 * _inside(r2, 0.9, 25.0)
     else:  # cavity: bright ring, dark centre
         ring = np.exp(-(((np.sqrt(r2) - 0.8) / 0.16) ** 2))
-        image += 85.0 * ring - 25.0 * _inside(r2, 0.3, 15.0)
+        image += strength * (85.0 * ring - 25.0 * _inside(r2, 0.3, 15.0))
+
+
+def _draw_vessels(image: np.ndarray, rng: np.random.Generator, lungs, size: int) -> None:
+    """Faint small dots in the lungs (vessels seen end-on): in every image, never boxed."""
+    for _ in range(int(rng.integers(3, 8))):
+        cx, cy, rx, ry = lungs[int(rng.integers(2))]
+        angle, radius = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform(0, 1)) * 0.8
+        x, y = cx + radius * rx * np.cos(angle), cy + radius * ry * np.sin(angle)
+        r = size * rng.uniform(0.01, 0.02)
+        # Only a small window around the dot: a full-image pass per dot would be slow at 512 px.
+        x0, x1 = max(int(x - 3 * r), 0), min(int(x + 3 * r) + 1, size)
+        y0, y1 = max(int(y - 3 * r), 0), min(int(y + 3 * r) + 1, size)
+        wy, wx = np.mgrid[y0:y1, x0:x1]
+        image[y0:y1, x0:x1] += rng.uniform(20, 35) * np.exp(-((wx - x) ** 2 + (wy - y) ** 2) / r**2)
 
 
 def render_image(seed: int, index: int, kind: str, size: int) -> tuple[np.ndarray, list[_Lesion]]:
@@ -155,6 +171,9 @@ def render_image(seed: int, index: int, kind: str, size: int) -> tuple[np.ndarra
         lesions = _place_lesions(rng, size, lungs, int(rng.integers(1, 4)))
         for lesion in lesions:
             _draw_lesion(image, rng, xx, yy, lesion)
+    _draw_vessels(image, rng, lungs, size)
+    # Exposure varies between X-rays: global contrast and brightness per image.
+    image = (image - 110.0) * rng.uniform(0.8, 1.2) + 110.0 + rng.uniform(-15.0, 15.0)
     image += rng.normal(0.0, 6.0, size=image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), lesions
 

@@ -140,3 +140,17 @@ def test_tbx11k_layout_builds_train_and_val(tmp_path):
     assert train.report.images_with_boxes + train.report.images_without_boxes == 10
     image, target = val[0]
     assert image.shape == (3, 64, 64) and target["size"].tolist() == [64, 64]
+
+
+def test_read_image_channels_and_16_bit_scaling(tmp_path):
+    from tbx_train.data import read_image
+
+    wide = np.array([[0, 256, 65535]], dtype=np.uint16)
+    Image.fromarray(wide).save(tmp_path / "x16.png")  # a 16-bit grayscale PNG
+    gray16 = read_image(tmp_path / "x16.png")
+    assert gray16.dtype == torch.uint8 and gray16.shape == (1, 1, 3)
+    assert gray16.flatten().tolist() == [0, 0, 255]  # 16-bit range mapped onto 0..255
+    Image.fromarray(np.array([[0, 7, 255]], dtype=np.uint8)).save(tmp_path / "x8.png")
+    assert read_image(tmp_path / "x8.png").flatten().tolist() == [0, 7, 255]
+    Image.new("P", (4, 2)).save(tmp_path / "p.png")  # palette -> RGB
+    assert read_image(tmp_path / "p.png").shape == (3, 2, 4)

@@ -128,3 +128,22 @@ def test_initial_offsets_point_along_head_directions():
     torch.testing.assert_close(bias[0, 1], torch.tensor([[1.0, 0.0], [2.0, 0.0]]))
     torch.testing.assert_close(bias[1, 0, 1], torch.tensor([0.0, 2.0]), atol=1e-6, rtol=0)
     assert module.attention_weights.weight.abs().sum() == 0
+
+
+def test_cores_agree_on_gradients_at_a_realistic_size():
+    # The embedding_bag core has its own backward; grid_sample's is torch's native one.
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(16, 16), (8, 8), (4, 4), (2, 2)]
+    size = sum(h * w for h, w in shapes)
+    value = torch.randn(2, size, 8, 4, generator=generator)
+    centre = torch.rand(2, 50, 1, 4, 1, 2, generator=generator)
+    locations = centre + 0.1 * torch.randn(2, 50, 8, 4, 4, 2, generator=generator)
+    weights = torch.rand(2, 50, 8, 4, 4, generator=generator)
+    grad_out = torch.randn(2, 50, 32, generator=generator)
+    grads = []
+    for core in CORES:
+        inputs = [t.clone().requires_grad_() for t in (value, locations, weights)]
+        core(inputs[0], shapes, inputs[1], inputs[2]).backward(grad_out)
+        grads.append([t.grad for t in inputs])
+    for by_grid_sample, by_embedding_bag in zip(*grads, strict=True):
+        torch.testing.assert_close(by_embedding_bag, by_grid_sample, atol=1e-4, rtol=1e-4)

@@ -24,14 +24,6 @@ from tbx_train.optim import build_optimizer
 SIZE = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _target(image_id: int, boxes: list[list[float]], labels: list[int]) -> dict:
     return {
         "labels": torch.tensor(labels, dtype=torch.int64),

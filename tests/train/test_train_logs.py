@@ -5,6 +5,7 @@ import re
 
 from tbx_train.logs import (
     MetricLogger,
+    ProgressBar,
     SmoothedValue,
     append_epoch_record,
     epoch_record,
@@ -113,3 +114,19 @@ def test_log_txt_has_the_official_keys(tmp_path):
     assert row["train_loss"] == 12.0 and row["test_loss"] == 2.0
     assert row["test_coco_eval_bbox"] == coco and len(row["test_coco_eval_bbox"]) == 12
     assert (row["epoch"], row["n_parameters"], row["epoch_time"]) == (3, 1234, "0:01:15")
+
+
+def test_progress_bar_prints_the_same_lines(capsys):
+    bar = ProgressBar()
+    logger = MetricLogger(print_freq=2, progress=bar)
+    logger.start("Epoch: [0]", 3)
+    for i in range(3):
+        logger.update(loss=1.0)
+        logger.tick(i)
+    logger.finish()
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("  eta:")[0] for line in out if "eta:" in line] == [
+        "Epoch: [0]  [0/3]",
+        "Epoch: [0]  [2/3]",
+    ]
+    assert out[-1].startswith("Epoch: [0] Total time: ")

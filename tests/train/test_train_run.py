@@ -8,9 +8,11 @@ import re
 from dataclasses import replace
 
 import pytest
-import torch
+from typer.testing import CliRunner
 
+from tbx_doctor.cli import app as doctor_app
 from tbx_train.checkpoint import load_checkpoint
+from tbx_train.cli import app as train_app
 from tbx_train.config import DataConfig, run_preset
 from tbx_train.data import write_synthetic_tbx11k
 from tbx_train.runner import run_training
@@ -44,7 +46,6 @@ def _config(root, output_dir, **train):
 
 
 def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
-    torch.set_num_threads(1)
     lines: list[str] = []
     first = run_training(_config(synth, tmp_path, max_steps=3), write=lines.append)
     assert (first.exit_code, first.stop_reason, first.epochs_trained) == (0, "max_steps", [])
@@ -62,6 +63,7 @@ def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
         "effective_batch": 2,
     }
 
+    log = [*lines]
     lines.clear()
     second = run_training(_config(synth, tmp_path), write=lines.append)
     assert (second.exit_code, second.epochs_trained) == (0, [0])
@@ -78,3 +80,30 @@ def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
     assert len(row["test_coco_eval_bbox"]) == 12 and row["epoch"] == 0
     assert {"train_loss", "train_lr", "test_loss", "n_parameters", "epoch_time"} <= row.keys()
     assert row["n_parameters"] > 1_000_000
+
+    # The doctor reads the resumed job's log (its predecessor's beside it) as printed.
+    (tmp_path / "train_tbx11k_101.out").write_text("\n".join(log) + "\n")
+    (tmp_path / "train_tbx11k_102.out").write_text("\n".join(lines) + "\n")
+    check = CliRunner().invoke(
+        doctor_app, ["check", str(tmp_path / "train_tbx11k_102.out"), "--format", "json"]
+    )
+    report = json.loads(check.stdout)
+    # Warnings only (the built-in profile expects TBX11K's ~20 min, loss ~2 first epoch).
+    assert check.exit_code == 0, report["findings"]
+    assert not [f for f in report["findings"] if f["severity"] == "error"]
+    assert (report["run"]["path"], report["run"]["first_epoch"]) == ("resume", 0)
+
+    # The run is complete: running it again is refused before any training (exit 3).
+    options = ["--preset", "tiny", "--data-root", str(synth), "--output-dir", str(tmp_path)]
+    again = CliRunner().invoke(train_app, ["run", *options, "--device", "cpu"])
+    assert again.exit_code == 3, again.output
+    assert again.output.splitlines()[-1].startswith("Run plan refused: ")
+    assert "Start training" not in again.output
+
+
+def test_run_without_data_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(
+        train_app, ["run", "--preset", "tiny", "--output-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "give --data-root" in result.output
