@@ -42,9 +42,11 @@ def _start_item(facts: JobFacts) -> Item:
     label = "Training starts (an iteration line appears)"
     if facts.eval_only:
         return Item(label, "pass", f"evaluation-only job ({where(facts.eval_only)})")
-    trained = facts.trained_epochs
-    if trained:
-        return Item(label, "pass", f"{where(trained[0].first)}: {trained[0].first.text[:60]}")
+    first = facts.trained_epochs[0].first if facts.trained_epochs else None
+    if first is None and facts.iterations_only is not None:  # detectron2: no epochs
+        first = facts.iterations_only.first
+    if first is not None:
+        return Item(label, "pass", f"{where(first)}: {first.text[:60]}")
     return Item(label, "pending" if facts.still_growing else "fail", "no iteration line")
 
 
@@ -109,10 +111,24 @@ def _duration_item(facts: JobFacts, profile: Profile) -> Item:
     )
 
 
+def _iterations_item(facts: JobFacts, expected: tuple[float, float]) -> Item:
+    """Iterations per epoch (N of `[i/N]`) against the profile: other data or batch x GPUs."""
+    lo, hi = expected
+    label = f"Iterations per epoch {lo:g}-{hi:g} (same data, same batch size x GPUs)"
+    counted = next((e for e in facts.trained_epochs if e.iterations is not None), None)
+    if counted is None:
+        status = "pass" if facts.eval_only else _open(facts)
+        return Item(label, status, "evaluation-only job" if facts.eval_only else "no `[i/N]` line")
+    ok = lo <= counted.iterations <= hi
+    evidence = f"epoch {counted.epoch}: {counted.iterations} ({where(counted.first)})"
+    return Item(label, "pass" if ok else "fail", evidence)
+
+
 def build_checklist(facts: JobFacts, profile: Profile) -> list[Item]:
-    """The six checks of the incident write-up, generalised by the profile."""
+    """The six checks of the incident write-up, generalised by the profile (a seventh when
+    the profile expects a number of iterations per epoch)."""
     loss_item, ap_item = _epoch0_items(facts, profile)
-    return [
+    items = [
         _path_item(facts, profile),
         _start_item(facts),
         loss_item,
@@ -120,3 +136,6 @@ def build_checklist(facts: JobFacts, profile: Profile) -> list[Item]:
         ap_item,
         _duration_item(facts, profile),
     ]
+    if profile.iterations_per_epoch is not None:
+        items.append(_iterations_item(facts, profile.iterations_per_epoch))
+    return items

@@ -7,14 +7,26 @@ Exit codes (all commands): 0 no error-level finding, 1 at least one, 2 the tool 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 
-from tbx_doctor.commands import check, codes, fast, hook, inspect_ckpt
+from tbx_doctor.commands import (
+    check,
+    codes,
+    fast,
+    history,
+    hook,
+    inspect_ckpt,
+    profile_learn,
+    watch,
+)
+from tbx_doctor.commands.group import DoctorGroup
 
 app = typer.Typer(
     name="tbx-doctor",
+    cls=DoctorGroup,
     help="Diagnose SLURM training jobs (DINO / DETR family, tbx-train) from their logs and "
     "checkpoints. Exit codes: 0 healthy, 1 error-level finding, 2 unreadable input.",
     no_args_is_help=True,
@@ -32,11 +44,19 @@ app.command("check")(check.command)
 app.command("codes")(codes.command)
 app.command("hook")(hook.command)
 app.command("inspect-ckpt")(inspect_ckpt.command)
+app.command("history")(history.command)
+app.command("watch")(watch.command)
+app.add_typer(profile_learn.app, name="profile")
 
 
 def main() -> None:
     """Console-script entry point: check/hook take the fast path (see commands/fast.py)."""
-    code = fast.run(sys.argv[1:])
-    if code is not None:
-        raise SystemExit(code)
-    app()
+    try:
+        code = fast.run(sys.argv[1:])
+        if code is not None:
+            raise SystemExit(code)
+        app()
+    except BrokenPipeError:
+        # `tbx-doctor check x.out | head`: the reader left; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None

@@ -88,6 +88,12 @@ def _slurm_time(line) -> str | None:
     return match.group(1) if match else None
 
 
+def _last_iteration(facts: JobFacts) -> int | None:
+    if facts.trained_epochs:
+        return facts.trained_epochs[-1].last_iter
+    return facts.iterations_only.last_iter if facts.iterations_only else None
+
+
 def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
     """DESIGN 4.3 `run`: what was measured (None where the files do not say)."""
     trained = facts.trained_epochs
@@ -109,7 +115,7 @@ def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
         "first_epoch": trained[0].epoch if trained else None,
         "last_epoch": trained[-1].epoch if trained else None,
         "iterations_per_epoch": trained[-1].iterations if trained else None,
-        "last_iteration": trained[-1].last_iter if trained else None,
+        "last_iteration": _last_iteration(facts),
         "epochs": [
             {
                 "epoch": e.epoch,

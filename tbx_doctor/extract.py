@@ -76,8 +76,30 @@ def decisions_from(signals: dict[str, tuple[Line, ...]], args: dict[str, str]) -
         found.append(Decision("pretrained", line.text.split(": ", 1)[1].strip(), line))
     for line in signals.get("scratch", ()):
         found.append(Decision("fresh", None, line))
+    found += iteration_start_decisions(signals)
     found += arguments.decisions_from_args(args)
     return found
+
+
+def iteration_start_decisions(signals: dict[str, tuple[Line, ...]]) -> list[Decision]:
+    """detectron2 prints no decision line: `Starting training from iteration N` with N > 0 is a
+    resume from the file the last `[Checkpointer] Loading from PATH` before it names; with
+    N = 0 that file held initial weights (pretrained)."""
+    for start in signals.get("start_training", ()):
+        match = P.D2_START.search(start.text)
+        if match is None:
+            continue
+        loads = [
+            (line, found.group(1))
+            for line in signals.get("ckpt_loading", ())
+            if (line.file, line.line) < (start.file, start.line)
+            and (found := P.D2_LOADING.search(line.text))
+        ]
+        load_line, source = loads[-1] if loads else (None, None)
+        if int(match.group(1)) > 0:
+            return [Decision("resume", source, start)]
+        return [Decision("pretrained", source, load_line)] if load_line else []
+    return []
 
 
 def _epoch_facts(progress: EpochProgress, output: OutputDir | None, aps: dict) -> EpochFacts:
@@ -181,6 +203,12 @@ def _still_growing(job: JobFiles, ended: bool, now: float) -> bool:
     return now - newest < RUNNING_GRACE_SECONDS
 
 
+def _training_seconds(line: Line) -> float | None:
+    """`Training time 0:00:00` (DINO) or `Total training time: 2:03:04 (0:01:02 on hooks)`."""
+    match = P.DURATION.search(line.text.split("time", 1)[1])
+    return parse_duration(match.group(0)) if match else None
+
+
 def _time_facts(signals: dict[str, tuple[Line, ...]]) -> dict:
     start, end = (signals.get(k, (None,))[0] for k in ("start_time", "end_time"))
     t0, t1 = parse_clock(start), parse_clock(end)
@@ -193,9 +221,7 @@ def _time_facts(signals: dict[str, tuple[Line, ...]]) -> dict:
         "end": end,
         "slurm_end": slurm_line,
         "wall_seconds": (t1 - t0).total_seconds() if t0 and t1 else None,
-        "training_time": parse_duration(train_time[-1].text.split("time", 1)[1])
-        if train_time
-        else None,
+        "training_time": _training_seconds(train_time[-1]) if train_time else None,
         "training_time_line": train_time[-1] if train_time else None,
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tbx_doctor.parsing.logscan import Line
+from tbx_doctor.parsing.logscan import ITERATIONS_ONLY, Line
 
 Evidence = Line
 
@@ -55,6 +55,8 @@ class SourceRun:
     origin: str = ""
     evidence: tuple[Line, ...] = ()
     missing: tuple[str, ...] = ()
+    iterations_per_epoch: int | None = None  # N of its last finished epoch's "[i/N]"
+    iterations_line: Line | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,11 @@ class JobFacts:
     @property
     def trained_epochs(self) -> tuple[EpochFacts, ...]:
         return tuple(e for e in self.epochs if e.epoch >= 0)
+
+    @property
+    def iterations_only(self) -> EpochFacts | None:
+        """Progress of a trainer that counts iterations, not epochs (detectron2 / detrex)."""
+        return next((e for e in self.epochs if e.epoch == ITERATIONS_ONLY), None)
 
     @property
     def ended(self) -> bool:

@@ -13,6 +13,8 @@ Example file (every key optional):
     [job]
     min_minutes = 5                # shorter with no training = immediate exit
     expected_hours = 2             # "the job runs for hours"
+    iterations_per_epoch = [1100, 1200]  # N of "[i/N]"; no default (it depends on the data
+                                   # and on batch size x GPUs); set, it is a checklist item
     [loss]
     explosion_factor = 5.0         # running loss above this x the previous epoch's mean
     [severity]
@@ -47,6 +49,7 @@ class Profile:
     min_job_minutes: float = 5.0
     expected_job_hours: float = 2.0
     loss_explosion_factor: float = 5.0
+    iterations_per_epoch: tuple[float, float] | None = None
     severity: dict[str, str] = field(default_factory=dict)
     origin: str = "built-in defaults (incident write-up)"
 
@@ -58,13 +61,17 @@ _TABLES = {
         "minutes": "first_epoch_minutes",
         "ap": "first_epoch_ap",
     },
-    "job": {"min_minutes": "min_job_minutes", "expected_hours": "expected_job_hours"},
+    "job": {
+        "min_minutes": "min_job_minutes",
+        "expected_hours": "expected_job_hours",
+        "iterations_per_epoch": "iterations_per_epoch",
+    },
     "loss": {"explosion_factor": "loss_explosion_factor"},
 }
 
 
 def _value(path: Path, key: str, value: object, default: object) -> object:
-    if isinstance(default, tuple):
+    if isinstance(default, tuple) or default is None:  # None: a range with no default
         ok = (
             isinstance(value, list)
             and len(value) == 2

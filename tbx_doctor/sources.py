@@ -68,6 +68,8 @@ def from_sibling_log(source: SourceRun, ctx: SourceContext) -> SourceRun | None:
             origin=f"job {source.job_id}'s log",
             strategy=arguments.strategy_from(args, signals),
             evidence=tuple(evidence),
+            iterations_per_epoch=last.total,
+            iterations_line=last.last,
         )
     return None
 

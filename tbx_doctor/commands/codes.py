@@ -1,4 +1,10 @@
-"""`tbx-doctor codes`: every finding code with its default severity and meaning."""
+"""`tbx-doctor codes`: every finding code any command can emit, with severity and meaning.
+
+check's codes (`findings.CODES`, also emitted by `hook` and `watch`) and watch's early-warning
+codes (`watch_rules.WATCH_CODES`, emitted by `watch` only) live in separate tables so that
+each rule set keeps its own test ("every CODES entry is triggered by check"); this listing
+merges them.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,44 @@ from typing import Annotated
 
 import typer
 
+WATCH_ONLY_MARK = "[watch only]"
+
+
+def all_codes() -> dict[str, tuple[str, str, bool]]:
+    """code -> (default severity, meaning, emitted by `watch` only), check's codes first."""
+    from tbx_doctor.findings import CODES
+    from tbx_doctor.watch_rules import WATCH_CODES
+
+    merged = {code: (severity, meaning, False) for code, (severity, meaning) in CODES.items()}
+    for code, (severity, meaning) in WATCH_CODES.items():
+        merged[code] = (severity, meaning, True)
+    return merged
+
 
 def command(
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON object code -> {severity, meaning}.")
+        bool,
+        typer.Option(
+            "--json",
+            help="Print a JSON object code -> {severity, meaning} (plus watch_only: true for "
+            "watch's early warnings).",
+        ),
     ] = False,
 ) -> None:
-    """List every finding code (stable names, DESIGN 4.2) with default severity and meaning."""
+    """List every finding code (stable names, DESIGN 4.2) with default severity and meaning;
+    watch's early warnings are marked [watch only]."""
     import json
 
-    from tbx_doctor.findings import CODES
-
+    codes = all_codes()
     if as_json:
-        typer.echo(
-            json.dumps({c: {"severity": s, "meaning": m} for c, (s, m) in CODES.items()}, indent=2)
-        )
+        data = {}
+        for code, (severity, meaning, watch_only) in codes.items():
+            data[code] = {"severity": severity, "meaning": meaning}
+            if watch_only:
+                data[code]["watch_only"] = True
+        typer.echo(json.dumps(data, indent=2))
         return
-    width = max(map(len, CODES))
-    for code, (severity, meaning) in CODES.items():
-        typer.echo(f"{code:<{width}}  {severity:<7}  {meaning}")
+    width = max(map(len, codes))
+    for code, (severity, meaning, watch_only) in codes.items():
+        mark = f"{WATCH_ONLY_MARK} " if watch_only else ""
+        typer.echo(f"{code:<{width}}  {severity:<7}  {mark}{meaning}")

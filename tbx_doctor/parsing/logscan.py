@@ -4,133 +4,32 @@ Contract: `scan_log(path) -> LogScan`. Memory is bounded: each event kind keeps 
 last few lines, iteration lines are folded into one `EpochProgress` per epoch (first and last
 line, running-average loss at both ends and its sampled peak), never a list of all of them.
 Line numbers are 1-based and count b"\\n"; text is decoded UTF-8 with replacement, ANSI colour
-codes and NULs removed.
+codes and NULs removed. The records it fills live in `records.py`.
 """
 
 from __future__ import annotations
 
 import re
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbx_doctor.parsing import patterns as P
+from tbx_doctor.parsing.records import (
+    ITERATIONS_ONLY,
+    LONG_KINDS,
+    LONG_TEXT_LIMIT,
+    SAMPLE_EVERY,
+    TEXT_LIMIT,
+    APReading,
+    EpochProgress,
+    EventList,
+    Line,
+    LogScan,
+    decode,
+    to_float,
+)
 from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
 
-KEEP_FIRST = 8
-KEEP_LAST = 8
-TEXT_LIMIT = 400
-LONG_TEXT_LIMIT = 65536  # Namespace / Command lines carry the run's arguments
-LONG_KINDS = frozenset({"namespace", "command", "run_plan"})
-SAMPLE_EVERY = 32  # iteration lines between two loss samples
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
-
-
-@dataclass(frozen=True)
-class Line:
-    """One quoted line of evidence: file path as given, 1-based line number, decoded text."""
-
-    file: str
-    line: int
-    text: str
-
-
-class EventList:
-    """First KEEP_FIRST and last KEEP_LAST lines of one kind, plus how many there were."""
-
-    def __init__(self) -> None:
-        self.first: list[Line] = []
-        self.tail: deque[Line] = deque(maxlen=KEEP_LAST)
-        self.count = 0
-
-    def add(self, line: Line) -> None:
-        self.count += 1
-        if len(self.first) < KEEP_FIRST:
-            self.first.append(line)
-        else:
-            self.tail.append(line)
-
-    def all(self) -> list[Line]:
-        return self.first + list(self.tail)
-
-    def last(self) -> Line | None:
-        return self.tail[-1] if self.tail else (self.first[-1] if self.first else None)
-
-
-@dataclass
-class EpochProgress:
-    """What the iteration lines of one epoch showed (no per-line storage)."""
-
-    epoch: int
-    total: int | None = None  # N in "[i/N]": iterations per epoch
-    first_iter: int = -1
-    last_iter: int = -1
-    lines: int = 0
-    first: Line | None = None
-    last: Line | None = None
-    loss_first: float | None = None  # running average at the first line
-    loss_last: float | None = None  # running average at the last line (= epoch mean so far)
-    loss_peak: float | None = None  # highest sampled running average
-    loss_peak_line: Line | None = None
-    total_time: Line | None = None  # "Epoch: [e] Total time: H:MM:SS"
-
-    @property
-    def finished(self) -> bool:
-        """All iterations ran (last index N-1) or the epoch's "Total time" line was printed."""
-        done = self.total is not None and self.last_iter >= self.total - 1
-        return done or self.total_time is not None
-
-
-@dataclass
-class APReading:
-    """A pycocotools AP@[.5:.95] value and the training epoch it followed (None: eval-only)."""
-
-    epoch: int | None
-    value: float
-    line: Line
-
-
-@dataclass
-class LogScan:
-    """Everything the scanner kept from one log file."""
-
-    path: Path
-    status: ReadStatus
-    lines: int = 0
-    events: dict[str, EventList] = field(default_factory=dict)
-    epochs: dict[int, EpochProgress] = field(default_factory=dict)
-    aps: list[APReading] = field(default_factory=list)
-    test_lines: int = 0
-    last_line: Line | None = None
-    last_phase: str = ""  # "train" or "test": what the job was doing when the log ends
-    replaced_lines: int = 0  # lines holding invalid UTF-8 (decoded with U+FFFD)
-
-    def get(self, kind: str) -> list[Line]:
-        events = self.events.get(kind)
-        return events.all() if events else []
-
-    def first(self, kind: str) -> Line | None:
-        events = self.events.get(kind)
-        return events.first[0] if events and events.first else None
-
-    def count(self, kind: str) -> int:
-        events = self.events.get(kind)
-        return events.count if events else 0
-
-
-def decode(raw: bytes, limit: int = TEXT_LIMIT) -> tuple[str, bool]:
-    """Bytes of one line -> clean text; True when invalid UTF-8 was replaced."""
-    text = raw[:limit].decode("utf-8", "replace")
-    bad = "\ufffd" in text
-    text = P.ANSI.sub("", text).replace("\x00", "").rstrip("\r\n")
-    return text, bad
-
-
-def _to_float(raw: bytes) -> float | None:
-    try:
-        return float(raw)
-    except ValueError:
-        return None
 
 
 class _Scanner:
@@ -221,8 +120,11 @@ class _Scanner:
 
     def dispatch(self, buf: bytes, pos: int, nl: int) -> None:
         """A line that is not an iteration line of the current epoch nor a `Test:` line."""
+        head = min(nl, pos + P.D2_ITER_HEAD)
         if buf.startswith(P.ITERATION_PREFIX, pos):
             self.iteration(buf, pos, nl)
+        elif buf.find(P.D2_ITER_NEEDLE, pos, head) >= 0 and P.D2_ITERATION.search(buf, pos, head):
+            self.d2_iteration(buf, pos, nl)  # before the ~50 needles other() tries
         else:
             self.other(buf, pos, nl)
 
@@ -281,7 +183,7 @@ class _Scanner:
 
     def loss(self, buf: bytes, pos: int, nl: int) -> float | None:
         match = P.RUNNING_LOSS.search(buf, pos, min(nl, pos + 2 * TEXT_LIMIT))
-        return _to_float(match.group(2)) if match else None
+        return to_float(match.group(2)) if match else None
 
     def sample_loss(self, progress: EpochProgress, buf: bytes, pos: int, nl: int) -> None:
         value = self.loss(buf, pos, nl)
@@ -311,6 +213,9 @@ class _Scanner:
                 buf, inner, nl
             )
             return
+        if kind == "d2_iteration":
+            self.d2_iteration(buf, pos, nl)
+            return
         if kind == "slurm_cancel":
             kind = P.slurm_cancel_kind(decode(buf[pos:nl])[0])
         line = self.add(kind, buf[pos:nl])
@@ -325,6 +230,25 @@ class _Scanner:
         ):
             self.add("nonfinite", buf[pos:nl])
 
+    def d2_iteration(self, buf: bytes, pos: int, nl: int) -> None:
+        """A detectron2 / detrex metrics line (`iter: N  total_loss: x ...`, one per ~20
+        iterations): progress under ITERATIONS_ONLY, its loss a windowed median, not a mean."""
+        progress = self.scan.epochs.setdefault(ITERATIONS_ONLY, EpochProgress(ITERATIONS_ONLY))
+        line = self.line(buf[pos:nl])
+        match = P.D2_ITER.search(buf, pos, nl)
+        iteration = int(match.group(1)) if match else -1
+        loss_match = P.D2_TOTAL_LOSS.search(buf, pos, nl)
+        loss = to_float(loss_match.group(1)) if loss_match else None
+        if progress.first is None:
+            progress.first, progress.first_iter, progress.loss_first = line, iteration, loss
+        progress.last, progress.last_iter, progress.loss_last = line, iteration, loss
+        progress.lines += 1
+        if loss is not None and (progress.loss_peak is None or loss > progress.loss_peak):
+            progress.loss_peak, progress.loss_peak_line = loss, line
+        self.scan.last_phase = "train"
+        if buf.find(b"nan", pos, nl) >= 0 or buf.find(b"inf", pos, nl) >= 0:
+            self.nonfinite(buf, pos, nl)
+
     def epoch_total(self, buf: bytes, pos: int, nl: int, line: Line) -> None:
         match = P.EPOCH_TOTAL.match(buf, pos, nl)
         if match:
@@ -332,7 +256,7 @@ class _Scanner:
             self.scan.epochs.setdefault(epoch, EpochProgress(epoch)).total_time = line
 
     def ap(self, line: Line) -> None:
-        value = _to_float(line.text.rsplit("=", 1)[-1].strip().encode())
+        value = to_float(line.text.rsplit("=", 1)[-1].strip().encode())
         if value is None:
             return
         epochs = [e for e in self.scan.epochs if e >= 0]

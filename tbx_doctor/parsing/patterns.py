@@ -66,8 +66,9 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     (
         "nonfinite",
-        (b"Loss is", b"on-finite loss", b"not finite"),
-        rb"Loss is (?:-?nan|-?inf)|[Nn]on-finite loss|loss is not finite",
+        (b"Loss is", b"on-finite loss", b"not finite", b"infinite or NaN"),
+        rb"Loss is (?:-?nan|-?inf)|[Nn]on-finite loss|loss is not finite"
+        rb"|Loss became infinite or NaN",  # detectron2's FloatingPointError
     ),
     (
         "size_mismatch",
@@ -115,6 +116,30 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     ("command", (b"]: Command: ",), rb"\]: Command: "),
     ("namespace", (b"args: Namespace(",), rb"args: Namespace\("),
+    # detectron2 / detrex: every line starts "[MM/DD HH:MM:SS logger]: ", often ANSI-coloured,
+    # so these are searched, not matched at the line start.
+    ("d2_iteration", (b" iter: ",), rb"\biter: \d+\s+\w*loss\w*: "),
+    (
+        "start_training",
+        (b"Starting training from iteration ",),
+        rb"Starting training from iteration \d+",
+    ),
+    (
+        "training_time",
+        (b"Total training time: ",),
+        rb"Total training time: (?:\d+ days?, )?\d+:\d\d:\d\d",
+    ),
+    ("ckpt_loading", (b"[Checkpointer] Loading from ",), rb"\[Checkpointer\] Loading from \S"),
+    (
+        "scratch",
+        (b"No checkpoint found",),
+        rb"No checkpoint found\. Initializing model from scratch",
+    ),
+    (
+        "resume",
+        (b"Resuming from checkpoint: ", b"Resuming from previous job checkpoint: "),
+        rb"Resuming from (?:previous job )?checkpoint: ",
+    ),
     ("iteration", (b"Epoch: [",), rb"Epoch: \[\d+\]\s+\[\s*\d+/\d+\]"),
     ("test_line", (b"Test:  [", b"Test: ["), rb"Test: +\[\s*\d+/\d+\]"),
 ]
@@ -174,6 +199,13 @@ NAMESPACE_ARG = re.compile(r"(?<![\w'])(\w+)=('(?:[^'\\]|\\.)*'|\"[^\"]*\"|[^,()
 COMMAND_OPTION = re.compile(r"--(\w+)(?:[ =]((?!--)\S+))?")
 OPTIONS_PAIR = re.compile(r"\b(\w+)=(\S+)")
 PLAN_PAIR = re.compile(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S+)")
+D2_ITER_NEEDLE = b" iter: "
+D2_ITER_HEAD = 200  # bytes of a line that hold detectron2's "[time logger]:  eta: ...  iter: N"
+D2_ITERATION = re.compile(rb"\biter: \d+\s+\w*loss\w*: ")
+D2_ITER = re.compile(rb"\biter: (\d+)")
+D2_TOTAL_LOSS = re.compile(rb"\btotal_loss: (\S+)")
+D2_START = re.compile(r"Starting training from iteration (\d+)")
+D2_LOADING = re.compile(r"\[Checkpointer\] Loading from (\S+)")
 CKPT_EPOCH = re.compile(r"\(epoch (-?\d+)(?:, iteration (\d+))?\)")
 EFFECTIVE_BATCH = re.compile(r"Effective Batch Size: (\d+) \((\d+) per GPU × (\d+) accumulation")
 DURATION = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")

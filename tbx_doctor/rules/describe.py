@@ -27,6 +27,10 @@ def epoch_range(epochs: tuple[EpochFacts, ...]) -> str:
 def progress_at_end(facts: JobFacts) -> str:
     """What the job was doing when its log stops: epoch, iteration, training or evaluating."""
     trained = facts.trained_epochs
+    counted = facts.iterations_only
+    if not trained and counted is not None:
+        doing = "evaluating after" if facts.last_phase == "test" else "at"
+        return f"{doing} iteration {counted.last_iter}"
     if not trained:
         return "before any training iteration"
     last = trained[-1]

@@ -115,7 +115,7 @@ def check_strategy_mismatch(facts: JobFacts, profile: Profile) -> list[Finding]:
     """Resume across batch size / accumulation / world size (effective batch changes)."""
     source, mine = facts.source, facts.strategy
     if source is None or source.strategy is None or mine is None or facts.eval_only:
-        return []
+        return check_iterations_changed(facts, profile)
     theirs = source.strategy
     keys = ("batch_size", "grad_accum", "world_size")
     differ = [
@@ -125,7 +125,7 @@ def check_strategy_mismatch(facts: JobFacts, profile: Profile) -> list[Finding]:
         and getattr(theirs, k) != getattr(mine, k)
     ]
     if not differ:
-        return []
+        return check_iterations_changed(facts, profile)
 
     def fmt(s: Strategy) -> str:
         per_step = f"batch {s.batch_size} x accum {s.grad_accum} x {s.world_size} GPU"
@@ -141,5 +141,30 @@ def check_strategy_mismatch(facts: JobFacts, profile: Profile) -> list[Finding]:
             "other effective batch.",
             "Resume with the source's strategy, or start fresh for the new one (tbx-train "
             "refuses this).",
+        )
+    ]
+
+
+def check_iterations_changed(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """Iterations per epoch differ from the source run's: with the same data that is another
+    batch size x GPUs (seen even when neither log prints its strategy)."""
+    source = facts.source
+    mine = next((e for e in facts.trained_epochs if e.iterations is not None), None)
+    if source is None or source.iterations_per_epoch is None or mine is None or facts.eval_only:
+        return []
+    if mine.iterations == source.iterations_per_epoch:
+        return []
+    return [
+        finding(
+            "resume-strategy-mismatch",
+            "The resume changed the iterations per epoch",
+            [mine.first, source.iterations_line],
+            f"Source run ({source.origin}): {source.iterations_per_epoch} iterations per epoch "
+            f"({where(source.iterations_line)}); this job: {mine.iterations} "
+            f"({where(mine.first)}). Over the same data that means another batch size x GPUs "
+            "(or other data), so the optimizer/LR-schedule state was built for another "
+            "effective batch.",
+            "Resume with the source's batch size, GPUs and data, or start fresh for the new "
+            "ones (tbx-train refuses this).",
         )
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -217,8 +219,9 @@ def test_fast_path_matches_typer_path(incident, capsys):
     capsys.readouterr()
     assert fast.run(["check", log, "--format", "json"]) == 1
     assert json.loads(capsys.readouterr().out) == json.loads(typer_out)
-    # Options it does not know are left to typer (usage message, exit 2).
-    assert fast.run(["check", log, "--format", "yaml"]) is None
+    # A bad value is answered here (one line, exit 2); options it does not know go to typer.
+    assert fast.run(["check", log, "--format", "yaml"]) == 2
+    assert fast.run(["check", log, "--formats", "json"]) is None
     assert fast.run(["check", "--help"]) is None and fast.run(["codes"]) is None
 
 
@@ -232,3 +235,16 @@ def test_missing_note_names_a_local_checkpoint(tmp_path):
     _, report = run_check(logs / "train_tbx11k_39581627.out")
     text = report["findings"][0]["explanation"]
     assert f"{run_dir / 'checkpoint.pth'} exists but cannot be read" in text
+
+
+def test_closed_pipe_is_not_a_traceback():
+    """`tbx-doctor check x.out | head -1` ends quietly, like any Unix filter."""
+    log = INCIDENT / "train_tbx11k_39581627.out"
+    command = [sys.executable, "-m", "tbx_doctor", "check", str(log), "--format", "markdown"]
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    child.stdout.close()  # the reader is gone before the doctor writes its first line
+    stderr = child.stderr.read()
+    assert child.wait(timeout=60) == 0
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr

@@ -18,10 +18,12 @@ class ClusterLayout:
     root: Path
     node: str  # must equal `hostname -s`: slurmd looks itself up by that name
     port_base: int  # slurmctld listens on port_base, slurmd on port_base + 1
-    cpus: int = 8  # advertised (config_overrides), so a 2-core box runs several jobs at once
-    real_memory_mb: int = 24000
-    def_mem_per_cpu_mb: int = 3000
-    gpus: int = 2  # fake: gres files are symlinks to /dev/null
+    # Advertised, not real (config_overrides): the shipped scripts ask for 8 CPUs per task and
+    # the scenarios run several such jobs at once on a 2-core box.
+    cpus: int = 64
+    real_memory_mb: int = 65536
+    def_mem_per_cpu_mb: int = 1000  # per-job limit (OverMemoryKill): 8 GB for an 8-CPU job
+    gpus: int = 8  # fake: gres files are symlinks to /dev/null
     kill_wait_s: int = 15  # time a TERM-trapping job has for its hook before SIGKILL
 
     @property
