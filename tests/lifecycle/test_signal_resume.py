@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import torch
 
@@ -84,3 +86,10 @@ def test_interrupt_line_contract():
         f"exiting with code {EXIT_REQUEUE} for requeue"
     )
     assert EXIT_REQUEUE == 75
+
+
+def test_signals_module_is_light_so_run_can_install_handlers_first():
+    # `tbx-train run` installs StopRequest before importing torch; this keeps that cheap.
+    code = "import sys, tbx_train.signals; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
