@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tbx_train.checkpoint import build_checkpoint, build_strategy, load_checkpoint, save_checkpoint
@@ -38,16 +39,19 @@ def _epoch(ctx, start_iteration, global_step, stop, signal_at=None):
     return train_one_epoch(ctx, batches, plan, MetricLogger(write=lambda line: None))
 
 
-def _context():
-    return scale_worker.context(*scale_worker.build())
+def _context(kind: str):
+    return scale_worker.context(*scale_worker.build(kind))
 
 
-def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path):
+# tiny-dino: the real model; its denoising noise is seeded per micro-batch (SeededByImage), which
+# is what makes a resumed run draw the same noise as the uninterrupted one.
+@pytest.mark.parametrize("kind", ["stand-in", "tiny-dino"])
+def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path, kind):
     torch.set_num_threads(1)
-    reference = _context()
+    reference = _context(kind)
     _epoch(reference, 0, 0, stop=lambda: False)
 
-    ctx = _context()
+    ctx = _context(kind)
     with StopRequest() as stop:
         result = _epoch(ctx, 0, 0, stop=stop.should_stop, signal_at=SIGNAL_AT)
     assert (stop.signal_name, result.completed, result.stop_reason) == (
@@ -62,7 +66,8 @@ def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path):
     ))  # fmt: skip
 
     saved = load_checkpoint(path)
-    resumed = _context()
+    resumed = _context(kind)
+    torch.manual_seed(123)  # a new process: the global RNG is not where the first run left it
     resumed.model.load_state_dict(saved["model"])
     resumed.optimizer.load_state_dict(saved["optimizer"])
     done = _epoch(resumed, saved["next_iteration"], saved["global_step"], stop=lambda: False)
