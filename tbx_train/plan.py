@@ -196,17 +196,14 @@ def _start_plan(request: PlanRequest, notes: tuple[str, ...]) -> RunPlan:
     if request.pretrained is not None:
         facts = read_source_facts(request.pretrained, load_checkpoint(request.pretrained))
         source_epoch, kind = facts.epoch, facts.kind
-    return RunPlan(
+    return _make_plan(
+        request,
         mode="pretrained" if request.pretrained is not None else "fresh",
         source=request.pretrained,
         source_kind=kind,
         source_epoch=source_epoch,
         start_epoch=0,
         start_iteration=0,
-        epochs=request.epochs,
-        batch_size=request.batch_size,
-        grad_accum=request.grad_accum,
-        world_size=request.world_size,
         notes=notes,
     )
 
@@ -214,20 +211,28 @@ def _start_plan(request: PlanRequest, notes: tuple[str, ...]) -> RunPlan:
 def _resume_plan(
     request: PlanRequest, facts: SourceFacts, change: str | None, notes: tuple[str, ...]
 ) -> RunPlan:
-    return RunPlan(
+    return _make_plan(
+        request,
         mode="resume",
         source=facts.path,
         source_kind=facts.kind,
         source_epoch=facts.epoch,
         start_epoch=facts.epoch + 1,
         start_iteration=facts.next_iteration,
+        source_strategy=facts.strategy,
+        strategy_change=change,
+        notes=notes,
+    )
+
+
+def _make_plan(request: PlanRequest, **fields: Any) -> RunPlan:
+    """A RunPlan with the request's epochs and strategy (the run's side of every plan)."""
+    return RunPlan(
         epochs=request.epochs,
         batch_size=request.batch_size,
         grad_accum=request.grad_accum,
         world_size=request.world_size,
-        source_strategy=facts.strategy,
-        strategy_change=change,
-        notes=notes,
+        **fields,
     )
 
 

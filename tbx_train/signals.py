@@ -12,10 +12,13 @@ from __future__ import annotations
 import signal
 from collections.abc import Iterable
 from types import FrameType, TracebackType
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from tbx_train.distributed import all_reduce_max
+# No torch at import time: `tbx-train run` installs the handlers before its heavy imports, since
+# SLURM's warning can arrive while torch is still loading (its default action kills the process).
 
 EXIT_REQUEUE = 75  # EX_TEMPFAIL: stopped on request after saving a resumable checkpoint
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGTERM)
@@ -68,6 +71,10 @@ class StopRequest:
         Call it on every rank after the same optimizer step so they all stop together; `device`
         must suit the process group (CUDA for NCCL). Without a group it is this process's flag.
         """
+        import torch
+
+        from tbx_train.distributed import all_reduce_max
+
         number = signal.Signals[self.signal_name].value if self.signal_name else 0
         agreed = int(all_reduce_max(torch.tensor([number], device=device)).item())
         return signal.Signals(agreed).name if agreed else None

@@ -53,8 +53,9 @@ def command(**options: Any) -> None:
     raise typer.Exit(plan(options))
 
 
-command.__doc__ = """Show what `run` would do with these options (fresh / pretrained / resume,
-epochs to run, both strategies), then exit: 0 runnable, 3 refused, 2 bad input.
+command.__doc__ = """Show what `run` would do with the same options, then exit.
 
-World size: the preset's, else the launcher's (WORLD_SIZE, SLURM_NTASKS), else 1.
+Prints the decision (fresh / pretrained / resume and why), the epochs to run, both strategies,
+and the `Run plan:` line. Exit 0 runnable, 3 refused, 2 bad input. World size: the preset's,
+else the launcher's (WORLD_SIZE, SLURM_NTASKS), else 1.
 """

@@ -51,6 +51,10 @@ def command(
 
 def execute(options: dict[str, object]) -> int:
     """Build the config, run, and map library errors to exit codes and one-line messages."""
+    from tbx_train.signals import StopRequest
+
+    # Before torch is imported (seconds): SLURM's warning during start-up must not kill the run.
+    stop = StopRequest().install()
     from tbx_train.checkpoint import CheckpointError
     from tbx_train.config import ConfigError
     from tbx_train.data import DataError
@@ -58,12 +62,10 @@ def execute(options: dict[str, object]) -> int:
     from tbx_train.engine import NonFiniteLossError
     from tbx_train.plan import PlanRefused
     from tbx_train.runner import run_training
-    from tbx_train.signals import StopRequest
 
     try:
         config = opt.build_run_config(options.pop("preset"), **options)
-        with StopRequest() as stop:
-            return run_training(config, stop=stop).exit_code
+        return run_training(config, stop=stop).exit_code
     except PlanRefused as refused:
         print(refused.line(), flush=True)
         return 3
@@ -74,4 +76,5 @@ def execute(options: dict[str, object]) -> int:
         print(f"Error: {error}", file=sys.stderr, flush=True)
         return 2
     finally:
+        stop.restore()
         cleanup_distributed()

@@ -64,7 +64,7 @@ def test_refused_plan_stops_the_job_before_training(slurm_cluster, write_ckpt, t
     out = tmp_path / "job.out"
     job = slurm_cluster.submit(
         ROOT / "scripts" / name,
-        ["-o", str(out), "-e", str(tmp_path / "job.err"), "-c", "1", "--gres=none"],
+        ["-o", str(out), "-e", str(tmp_path / "job.err"), "-c", "2", "--gres=none"],
         env=_job_env(tmp_path, TBX_RESUME=str(source), **extra_env),
         cwd=tmp_path,
     )
@@ -123,7 +123,8 @@ def test_usr1_saves_mid_epoch_and_the_chain_resumes(slurm_cluster, tmp_path, scr
     env = _job_env(
         tmp_path, TBX_PRESET="tiny", TBX_EPOCHS="1", TBX_LOG_DIR=str(logs),
         TBX_EXTRA_ARGS="--batch-size 1 --grad-accum 1 --print-freq 1 --num-workers 0",
-        TBX_SCRIPT=str(ROOT / "scripts" / script), TBX_CPUS="3",  # 3 GB: DefMemPerCPU 1000
+        TBX_SCRIPT=str(ROOT / "scripts" / script),
+        TBX_CPUS="4",  # the cluster's memory limit is 1 GB per CPU; training needs about 1.1 GB
     )  # fmt: skip
     first = int(
         subprocess.run(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
+import pytest
 import torch
 
 from tbx_train.checkpoint import build_checkpoint, build_strategy, load_checkpoint, save_checkpoint
@@ -36,16 +39,19 @@ def _epoch(ctx, start_iteration, global_step, stop, signal_at=None):
     return train_one_epoch(ctx, batches, plan, MetricLogger(write=lambda line: None))
 
 
-def _context():
-    return scale_worker.context(*scale_worker.build())
+def _context(kind: str):
+    return scale_worker.context(*scale_worker.build(kind))
 
 
-def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path):
+# tiny-dino: the real model; its denoising noise is seeded per micro-batch (SeededByImage), which
+# is what makes a resumed run draw the same noise as the uninterrupted one.
+@pytest.mark.parametrize("kind", ["stand-in", "tiny-dino"])
+def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path, kind):
     torch.set_num_threads(1)
-    reference = _context()
+    reference = _context(kind)
     _epoch(reference, 0, 0, stop=lambda: False)
 
-    ctx = _context()
+    ctx = _context(kind)
     with StopRequest() as stop:
         result = _epoch(ctx, 0, 0, stop=stop.should_stop, signal_at=SIGNAL_AT)
     assert (stop.signal_name, result.completed, result.stop_reason) == (
@@ -60,7 +66,8 @@ def test_stop_request_resume_matches_uninterrupted_epoch(tmp_path):
     ))  # fmt: skip
 
     saved = load_checkpoint(path)
-    resumed = _context()
+    resumed = _context(kind)
+    torch.manual_seed(123)  # a new process: the global RNG is not where the first run left it
     resumed.model.load_state_dict(saved["model"])
     resumed.optimizer.load_state_dict(saved["optimizer"])
     done = _epoch(resumed, saved["next_iteration"], saved["global_step"], stop=lambda: False)
@@ -84,3 +91,10 @@ def test_interrupt_line_contract():
         f"exiting with code {EXIT_REQUEUE} for requeue"
     )
     assert EXIT_REQUEUE == 75
+
+
+def test_signals_module_is_light_so_run_can_install_handlers_first():
+    # `tbx-train run` installs StopRequest before importing torch; this keeps that cheap.
+    code = "import sys, tbx_train.signals; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -178,11 +178,6 @@ def test_time_limit_chain_ends_with_the_uninterrupted_weights(slurm_cluster, sce
     assert not differ, f"{len(differ)} tensors differ from the uninterrupted run, e.g. {differ[:3]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (tbx-train run): SIGUSR1/SIGTERM handlers are installed only after torch and the "
-    "model are imported, so SLURM's warning during start-up kills tbx-train (exit 138)",
-)
 def test_time_limit_warning_during_start_up_is_not_lost(slurm_cluster, scenarios):
     s = scenarios.early_warning
     info = slurm_cluster.wait_final(s.job_id, WAIT)
