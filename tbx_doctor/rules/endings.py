@@ -11,6 +11,7 @@ from tbx_doctor.rules.requeue import (
     Requeue,
     find_requeue,
     requeue_exits,
+    requeue_fix,
     requeue_story,
     step_cancels,
 )
@@ -43,7 +44,7 @@ _ENDINGS = {
 }
 
 
-def _progress(facts: JobFacts) -> str:
+def _progress(facts: JobFacts, requeue: Requeue | None = None) -> str:
     done = finished_epochs(facts)
     last = facts.trained_epochs[-1] if facts.trained_epochs else None
     text = (
@@ -52,7 +53,12 @@ def _progress(facts: JobFacts) -> str:
     if last is not None and not last.finished and last.iterations:
         text += (
             f" Epoch {last.epoch} was cut after iteration {last.last_iter} of {last.iterations}"
-            " (the last one printed); its progress is lost unless a mid-epoch checkpoint was saved."
+            " (the last one printed); "
+        )
+        text += (
+            f"tbx-train saved its progress at {requeue.position} ({where(requeue.line)})."
+            if requeue is not None
+            else "its progress is lost unless a mid-epoch checkpoint was saved."
         )
     return text
 
@@ -70,7 +76,7 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
         lines = [line for line in facts.signal(kind) if line not in planned]
         if not lines:
             continue
-        explanation = _quote(lines[-1]) + _progress(facts)
+        explanation = _quote(lines[-1]) + _progress(facts, requeue)
         if kind == "time_limit" and requeue is not None:
             explanation, fix = _saved_before_limit(lines[-1], requeue)
         found.append(finding(code, title, [lines[-1], last], explanation, fix))
@@ -82,7 +88,7 @@ def _saved_before_limit(line: Line, requeue: Requeue) -> tuple[str, str]:
     explanation = (
         _quote(line) + f" Before it ended, tbx-train saved {requeue.checkpoint} at "
         f"{requeue.position} on {requeue.signal} ({where(requeue.line)}): the job's progress up "
-        "to that step is in the checkpoint and the chain continues from it."
+        "to that step is in the checkpoint."
     )
     fix = (
         "Nothing is lost. For the job to end on its own before the limit, let SLURM warn "
@@ -154,9 +160,7 @@ def check_endings(facts: JobFacts, profile: Profile) -> list[Finding]:
                     *facts.signal("job_chain")[-1:],
                 ],
                 requeue_story(facts, requeue),
-                "Nothing to fix: the next job of the chain (or the requeued job) resumes from "
-                f"{requeue.checkpoint}; to continue by hand pass `--resume {requeue.checkpoint}` "
-                "(TBX_RESUME= for the sbatch scripts).",
+                requeue_fix(facts, requeue),
             )
         )
     return found

@@ -92,7 +92,7 @@ def requeue_story(facts: JobFacts, requeue: Requeue) -> str:
     text = _signal_sentence(facts, requeue)
     text += (
         f"{where(requeue.line)}: on {requeue.signal} tbx-train saved {requeue.checkpoint} at "
-        f"{requeue.position} and exited with code 75 so that the chain continues from there."
+        f"{requeue.position} and exited with code 75: stopped, resumable from that checkpoint."
     )
     exits, steps = requeue_exits(facts), step_cancels(facts)
     if exits:
@@ -110,3 +110,21 @@ def requeue_story(facts: JobFacts, requeue: Requeue) -> str:
         said = chain[-1].text.strip().removeprefix("[tbx-job] ")
         text += f" {where(chain[-1])}: {said}"
     return text
+
+
+def requeue_fix(facts: JobFacts, requeue: Requeue) -> str:
+    """Nothing to fix when a job continues; say how to continue when the script did not."""
+    by_hand = (
+        f"pass `--resume {requeue.checkpoint}` to tbx-train (TBX_RESUME= for the sbatch scripts)"
+    )
+    chain = facts.signal("job_chain")
+    if (
+        chain
+        and "Submitted job" not in chain[-1].text
+        and "TBX_ON_STOP=requeue" not in (chain[-1].text)
+    ):
+        return f"No job continues this run ({where(chain[-1])}); to continue it, {by_hand}."
+    return (
+        "Nothing to fix: the next job of the chain (or the requeued job) resumes from "
+        f"{requeue.checkpoint}; to continue by hand, {by_hand}."
+    )

@@ -119,7 +119,9 @@ def test_first_job_of_a_chain_tells_the_stop_in_order(tmp_path, extra_err):
     codes = codes_of(report)
     assert rc == 0 and report["verdict"] in ("healthy", "warning"), report["findings"]
     assert "cancelled" not in codes  # srun's step cancel after exit 75 is not a cancellation
-    story = next(f for f in report["findings"] if f["code"] == "requeued")["explanation"]
+    requeued = next(f for f in report["findings"] if f["code"] == "requeued")
+    assert requeued["fix"].startswith("Nothing to fix: the next job of the chain")
+    story = requeued["explanation"]
     steps = [
         "received SIGUSR1 at 2026-11-25 20:20:02",
         "before the time limit",
@@ -135,3 +137,29 @@ def test_first_job_of_a_chain_tells_the_stop_in_order(tmp_path, extra_err):
         assert "epoch 0, iteration 3" in limit["explanation"]
     else:
         assert "time-limit" not in codes
+
+
+def test_scancel_sigterm_save_is_a_cancel_with_the_progress_kept(tmp_path):
+    """scancel: SLURM's JOB cancel line stays a `cancelled` warning, exit 75 no failure."""
+    lines = [
+        line.replace("SIGUSR1", "SIGTERM")
+        for line in _out()
+        if not line.startswith("[tbx-job] Submitted job")
+    ]
+    lines.insert(
+        -1,
+        "[tbx-job] Stopped by SIGTERM (scancel or preemption, not the time-limit warning): not "
+        f"continuing; resume with TBX_RESUME={RUN}/checkpoint.pth",
+    )
+    out = write_log(tmp_path, "train_tbx11k_1234.out", lines)
+    job_cancel = "slurmstepd-vm: error: *** JOB 1234 ON vm CANCELLED AT 2026-11-25T20:20:01 ***"
+    write_log(tmp_path, "train_tbx11k_1234.err", [job_cancel, SRUN_75[1]])
+    rc, report = run_check(out)
+    codes = codes_of(report)
+    assert rc == 0 and report["verdict"] == "warning", report["findings"]
+    assert (codes["cancelled"], codes["requeued"]) == ("warning", "info")
+    assert "task-failed" not in codes
+    cancelled = next(f for f in report["findings"] if f["code"] == "cancelled")
+    assert "tbx-train saved its progress at epoch 0, iteration 3" in cancelled["explanation"]
+    requeued = next(f for f in report["findings"] if f["code"] == "requeued")
+    assert requeued["fix"].startswith("No job continues this run")
