@@ -72,6 +72,9 @@ def test_srun_exit_75_after_the_save_line_is_the_planned_requeue(tmp_path, srun)
     assert rc == 0 and report["verdict"] != "failed", report["findings"]
     assert codes["requeued"] == "info" and "task-failed" not in codes
     assert report["run"]["end_reason"] == "requeued"
+    duration = report["checklist"][-1]
+    assert duration["item"].startswith("No immediate exit") and duration["status"] == "pass"
+    assert duration["evidence"].startswith("stopped on SIGUSR1 after saving a resumable checkpoint")
     requeued = next(f for f in report["findings"] if f["code"] == "requeued")
     assert srun in [e["text"] for e in requeued["evidence"]]
 
