@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from tbx_doctor.facts import JobFacts
 from tbx_doctor.profile import Profile
 from tbx_doctor.rules.describe import minutes, where
+from tbx_doctor.rules.requeue import find_requeue
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,15 @@ def _duration_item(facts: JobFacts, profile: Profile) -> Item:
             label,
             "pass",
             "evaluation-only job" if facts.eval_only else "the last planned epoch finished",
+        )
+    requeue = find_requeue(facts)
+    if requeue is not None and trained:
+        # A planned stop after training and saving is a link of a job chain, not an early exit.
+        return Item(
+            label,
+            "pass",
+            f"stopped on {requeue.signal} after saving a resumable checkpoint at "
+            f"{requeue.position} ({where(requeue.line)})",
         )
     if facts.wall_seconds is None:
         return Item(label, _open(facts), "no start/end time lines")

@@ -65,11 +65,13 @@ CODES: dict[str, tuple[str, str]] = {
     ),
     "task-failed": (
         "error",
-        "srun/torchrun reported a task that exited with an error or was killed.",
+        "srun/torchrun reported a task that exited with an error or was killed (exit 75 only "
+        "when no tbx-train save line proves the checkpoint).",
     ),
     "requeued": (
         "info",
-        "tbx-train saved a resumable checkpoint on a signal and exited 75 for requeue.",
+        "tbx-train saved a resumable checkpoint on a signal and exited 75 for the job chain "
+        "(srun's exit-75 lines are this planned stop).",
     ),
 }
 

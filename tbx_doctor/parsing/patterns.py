@@ -160,6 +160,12 @@ _LINE_START: list[tuple[str, bytes]] = [
     ("scratch", rb"Training from scratch"),
     ("found_ckpt", rb"Found compatible [^\n]*checkpoint: "),
     ("sigusr1", rb"Interrupted by SIG\w+: saved checkpoint "),
+    # scripts/tbx_job.sh: the signal it forwarded to tbx-train, and what it did after exit 75.
+    ("job_signal", rb"\[tbx-job\] Received SIG\w+ "),
+    (
+        "job_chain",
+        rb"\[tbx-job\] (?:Submitted job \d+ to continue|TBX_ON_STOP=|Stopped by SIG|Chain limit)",
+    ),
     ("saved_ckpt", rb"Saved checkpoint: "),
     ("start_training", rb"Start training\s*$"),
     ("training_time", rb"Training time (?:\d+ days?, )?\d+:\d\d:\d\d"),
@@ -206,6 +212,11 @@ D2_ITER = re.compile(rb"\biter: (\d+)")
 D2_TOTAL_LOSS = re.compile(rb"\btotal_loss: (\S+)")
 D2_START = re.compile(r"Starting training from iteration (\d+)")
 D2_LOADING = re.compile(r"\[Checkpointer\] Loading from (\S+)")
+INTERRUPTED = re.compile(
+    r"Interrupted by (SIG\w+): saved checkpoint (.+?) \(epoch (-?\d+)(?:, iteration (\d+))?\)"
+)
+TASK_EXIT_CODE = re.compile(r"Exited with exit code (\d+)")
+JOB_SIGNAL = re.compile(r"Received (SIG\w+)(?: at (.+?): forwarding)?")
 CKPT_EPOCH = re.compile(r"\(epoch (-?\d+)(?:, iteration (\d+))?\)")
 EFFECTIVE_BATCH = re.compile(r"Effective Batch Size: (\d+) \((\d+) per GPU × (\d+) accumulation")
 DURATION = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")

@@ -7,6 +7,14 @@ from tbx_doctor.findings import Finding, finding
 from tbx_doctor.parsing.logscan import Line
 from tbx_doctor.profile import Profile
 from tbx_doctor.rules.describe import epoch_range, finished_epochs, progress_at_end, where
+from tbx_doctor.rules.requeue import (
+    Requeue,
+    find_requeue,
+    requeue_exits,
+    requeue_fix,
+    requeue_story,
+    step_cancels,
+)
 
 _ENDINGS = {
     "time_limit": (
@@ -36,7 +44,7 @@ _ENDINGS = {
 }
 
 
-def _progress(facts: JobFacts) -> str:
+def _progress(facts: JobFacts, requeue: Requeue | None = None) -> str:
     done = finished_epochs(facts)
     last = facts.trained_epochs[-1] if facts.trained_epochs else None
     text = (
@@ -45,7 +53,12 @@ def _progress(facts: JobFacts) -> str:
     if last is not None and not last.finished and last.iterations:
         text += (
             f" Epoch {last.epoch} was cut after iteration {last.last_iter} of {last.iterations}"
-            " (the last one printed); its progress is lost unless a mid-epoch checkpoint was saved."
+            " (the last one printed); "
+        )
+        text += (
+            f"tbx-train saved its progress at {requeue.position} ({where(requeue.line)})."
+            if requeue is not None
+            else "its progress is lost unless a mid-epoch checkpoint was saved."
         )
     return text
 
@@ -54,18 +67,37 @@ def _quote(line: Line) -> str:
     return f"{where(line)}: `{line.text.strip()}`."
 
 
-def _slurm(facts: JobFacts) -> list[Finding]:
+def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     last = facts.trained_epochs[-1].last if facts.trained_epochs else None
+    # srun --kill-on-bad-exit ends the step after a task's planned exit 75: not a cancellation.
+    planned = set(step_cancels(facts)) if requeue and requeue_exits(facts) else set()
     found = []
     for kind, (code, title, fix) in _ENDINGS.items():
-        lines = facts.signal(kind)
-        if lines:
-            explanation = _quote(lines[-1]) + _progress(facts)
-            found.append(finding(code, title, [lines[-1], last], explanation, fix))
+        lines = [line for line in facts.signal(kind) if line not in planned]
+        if not lines:
+            continue
+        explanation = _quote(lines[-1]) + _progress(facts, requeue)
+        if kind == "time_limit" and requeue is not None:
+            explanation, fix = _saved_before_limit(lines[-1], requeue)
+        found.append(finding(code, title, [lines[-1], last], explanation, fix))
     return found
 
 
-def _kills(facts: JobFacts) -> list[Finding]:
+def _saved_before_limit(line: Line, requeue: Requeue) -> tuple[str, str]:
+    """Time limit after a planned stop: the save line proves the checkpoint was written."""
+    explanation = (
+        _quote(line) + f" Before it ended, tbx-train saved {requeue.checkpoint} at "
+        f"{requeue.position} on {requeue.signal} ({where(requeue.line)}): the job's progress up "
+        "to that step is in the checkpoint."
+    )
+    fix = (
+        "Nothing is lost. For the job to end on its own before the limit, let SLURM warn "
+        "earlier (`#SBATCH --signal=B:USR1@300`)."
+    )
+    return explanation, fix
+
+
+def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     found = []
     oom, killed = facts.signal("host_oom"), facts.signal("killed")
     if oom:
@@ -78,8 +110,13 @@ def _kills(facts: JobFacts) -> list[Finding]:
                 "Ask for more --mem, or lower --num_workers / cache sizes in the data loader.",
             )
         )
+    exits = requeue_exits(facts)
+    # Exit 75 after the save line is the planned stop (reported as `requeued`), not a failure.
+    tasks = [t for t in facts.signal("task_failed") if t not in exits]
+    if exits and requeue is None:
+        found.append(_unproven_requeue(exits))
     # A SIGKILL without any memory message: report the kill itself, no cause is proved.
-    tasks = facts.signal("task_failed") or (killed if not oom else ())
+    tasks = tasks or ([] if oom or exits else list(killed))
     if tasks:
         found.append(
             finding(
@@ -93,18 +130,37 @@ def _kills(facts: JobFacts) -> list[Finding]:
     return found
 
 
+def _unproven_requeue(exits: tuple[Line, ...]) -> Finding:
+    return finding(
+        "task-failed",
+        "A task exited 75 without a saved-checkpoint line",
+        exits[:3],
+        _quote(exits[0]) + " Exit code 75 is tbx-train's 'stopped by a signal after saving a "
+        "resumable checkpoint', but no `Interrupted by SIG...: saved checkpoint` line is in the "
+        "files read, so no save is proven (the log may be cut, or another program exited 75).",
+        "Check that the run's checkpoint exists and is complete (`tbx-doctor inspect-ckpt "
+        "CHECKPOINT`) before resuming; read the .err for what stopped the task.",
+    )
+
+
 def check_endings(facts: JobFacts, profile: Profile) -> list[Finding]:
     """How the job ended: SLURM cancellations, kills, and tbx-train's requeue exit."""
-    found = _slurm(facts) + _kills(facts)
-    requeue = facts.signal("sigusr1")
-    if requeue:
+    requeue = find_requeue(facts)
+    found = _slurm(facts, requeue) + _kills(facts, requeue)
+    if requeue is not None:
         found.append(
             finding(
                 "requeued",
                 "Stopped on a signal after saving a resumable checkpoint",
-                [requeue[-1]],
-                _quote(requeue[-1]),
-                "Nothing to fix: the requeued job resumes from that checkpoint.",
+                [
+                    *facts.signal("job_signal")[:1],
+                    requeue.line,
+                    *requeue_exits(facts)[:2],
+                    *step_cancels(facts)[:1],
+                    *facts.signal("job_chain")[-1:],
+                ],
+                requeue_story(facts, requeue),
+                requeue_fix(facts, requeue),
             )
         )
     return found
