@@ -33,8 +33,7 @@ from tbx_train.logs import (
 from tbx_train.plan import (
     RunPlan,
     decide_plan,
-    format_decision_line,
-    format_plan_line,
+    plan_log_lines,
     request_from_config,
 )
 from tbx_train.pretrained import load_pretrained
@@ -154,8 +153,8 @@ def start_session(
         rank=rank,
         seed=config.train.seed,
     )
-    say(format_decision_line(plan))
-    say(format_plan_line(plan))
+    for line in plan_log_lines(plan):  # decision, any accepted strategy change, `Run plan:`
+        say(line)
     # A collective on every rank after each step, so that all ranks stop after the same one.
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
     session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)

@@ -120,3 +120,18 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(synth, tmp_path):
     resumed = load_checkpoint(split / "checkpoint.pth")["model"]
     differ = [k for k, v in reference.items() if not torch.equal(resumed[k], v)]
     assert not differ, f"{len(differ)} of {len(reference)} tensors differ, e.g. {differ[:3]}"
+
+
+def test_resume_across_a_strategy_change_logs_the_change(synth, tmp_path):
+    run_training(_config(synth, tmp_path, max_steps=1), write=lambda _line: None)
+    lines: list[str] = []
+    config = _config(synth, tmp_path, max_steps=1, allow_strategy_change=True)
+    config = replace(config, train=replace(config.train, batch_size=1, grad_accum=2))
+    outcome = run_training(config, write=lines.append)
+    assert outcome.stop_reason == "max_steps"
+    start = lines.index("Start training")
+    decision, change, plan = lines[start - 3 : start]
+    assert decision.startswith("Resuming from checkpoint: ") and decision.endswith("iteration 1)")
+    accepted = "Strategy change accepted (--allow-strategy-change): batch_size 2 -> 1"
+    assert change.startswith(accepted)
+    assert plan.startswith("Run plan: mode=resume ") and " batch_size=1 grad_accum=2 " in plan
