@@ -39,7 +39,12 @@ from tbx_train.plan import (
 from tbx_train.pretrained import load_pretrained
 from tbx_train.run_data import RunData, build_run_data, coco_scorer
 from tbx_train.sampler import StepBatchSampler
-from tbx_train.signals import EXIT_REQUEUE, StopRequest, format_interrupt_line
+from tbx_train.signals import (
+    EXIT_REQUEUE,
+    StopRequest,
+    format_interrupt_line,
+    format_stop_before_training_line,
+)
 from tbx_train.training_state import (
     TrainingState,
     build_training_state,
@@ -275,9 +280,23 @@ def _interrupted(session: Session, outcome: RunOutcome, epoch: int, iteration: i
     session.write(format_interrupt_line(signal_name, path, epoch, iteration))
 
 
+def _stop_before_training(session: Session, outcome: RunOutcome, signal_name: str) -> None:
+    """A stop that came during start-up: exit for requeue with the existing checkpoint kept."""
+    outcome.exit_code, outcome.stop_reason = EXIT_REQUEUE, "stop_requested"
+    plan = session.plan
+    # Saving now would only rewrite the resume point (or, fresh, save untrained weights).
+    outcome.checkpoint = plan.source if plan.mode == "resume" else None
+    checkpoint = str(outcome.checkpoint) if outcome.checkpoint else None
+    session.write(format_stop_before_training_line(signal_name, checkpoint))
+
+
 def train_run(session: Session) -> RunOutcome:
     """The epoch loop from the plan's start; prints `Start training` and `Training time`."""
     outcome = RunOutcome(plan=session.plan)
+    signal_name = session.stop_requested()  # a collective: every rank gets here
+    if signal_name:
+        _stop_before_training(session, outcome, signal_name)
+        return outcome
     session.write("Start training")
     started = time.perf_counter()
     start_iteration = session.plan.start_iteration
