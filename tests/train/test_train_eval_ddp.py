@@ -9,31 +9,18 @@ import json
 import os
 import socket
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from tiny_run import tiny_run_config
 
-from tbx_train.config import DataConfig, run_preset
 from tbx_train.data import write_synthetic_tbx11k
 from tbx_train.distributed import cleanup_distributed
 from tbx_train.runner import run_training
 
 TIMEOUT_S = 150  # a hang shows as this timeout, not as a stuck test run
-
-
-def _config(root: Path, output_dir: Path):
-    base = run_preset("tiny")
-    return replace(
-        base,
-        model=replace(base.model, num_queries=50, num_select=50),  # 64 px: 85 encoder tokens
-        data=DataConfig(
-            data_root=str(root), train_sizes=(64,), val_size=64, max_size=64, num_workers=0
-        ),
-        train=replace(base.train, epochs=1, batch_size=1, output_dir=str(output_dir), device="cpu"),
-    )
 
 
 def rank_main(rank: int, port: int, root: str, out: str) -> None:
@@ -44,7 +31,7 @@ def rank_main(rank: int, port: int, root: str, out: str) -> None:
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
     lines: list[str] = []
-    outcome = run_training(_config(Path(root), Path(out)), write=lines.append)
+    outcome = run_training(tiny_run_config(root, out, batch_size=1), write=lines.append)
     if rank == 0:
         ap = outcome.ap_per_epoch.get(0, [])
         report = {"exit_code": outcome.exit_code, "ap": ap, "lines": lines}

@@ -11,12 +11,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tiny_run import tiny_run_config
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app as doctor_app
 from tbx_train.checkpoint import load_checkpoint
 from tbx_train.cli import app as train_app
-from tbx_train.config import DataConfig, run_preset
 from tbx_train.data import write_synthetic_tbx11k
 from tbx_train.runner import run_training
 from tbx_train.signals import StopRequest
@@ -35,18 +35,7 @@ def synth(tmp_path_factory):
     return root
 
 
-def _config(root, output_dir, **train):
-    base = run_preset("tiny")
-    return replace(
-        base,
-        model=replace(base.model, num_queries=50, num_select=50),  # 64 px: 85 encoder tokens
-        data=DataConfig(
-            data_root=str(root), train_sizes=(64,), val_size=64, max_size=64, num_workers=0
-        ),
-        train=replace(
-            base.train, epochs=1, print_freq=1, output_dir=str(output_dir), device="cpu", **train
-        ),
-    )
+_config = tiny_run_config
 
 
 def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
