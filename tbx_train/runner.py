@@ -1,8 +1,10 @@
 """The run behind `tbx-train run`: from a RunConfig to trained, evaluated, saved epochs.
 
 Order: distributed init -> plan (refuses before anything heavy) -> data report -> build model ->
-load (resume / pretrained) -> decision line and `Run plan:` line -> `Start training` -> epochs
-(train, evaluate, save `checkpoint.pth`, log.txt line) -> `Training time H:MM:SS`.
+load (resume / pretrained) -> `plan.plan_log_lines` (decision, accepted strategy change, `Run
+plan:`) -> `Start training` -> epochs (train, evaluate, save `checkpoint.pth`, log.txt line) ->
+`Training time H:MM:SS`. A stop requested during start-up ends the run before `Start training`
+(exit 75, nothing saved: the existing checkpoint, if any, stays the resume point).
 Only rank 0 prints and saves; every rank raises on errors.
 
 Exit outcomes (the CLI maps them): completed or stopped by --max-steps (0); non-finite loss
