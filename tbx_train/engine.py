@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from tbx_train.distributed import all_reduce_sum
 from tbx_train.ema import ModelEma
-from tbx_train.logs import MetricLogger
+from tbx_train.logs import MetricLogger, SmoothedValue
 
 MicroBatch = tuple[Tensor, Tensor, list[dict[str, Tensor]]]
 
@@ -285,16 +285,39 @@ def _gather_predictions(local: dict[int, dict[str, Tensor]]) -> dict[int, dict[s
     return merged
 
 
+def _reduce_meters(logger: MetricLogger) -> None:
+    """Turn each meter's global mean into the mean over every rank's batches (one collective).
+
+    Validation shards may differ in length by one batch (or be empty), so the ranks cannot meet
+    in a collective per batch; they exchange (total, count) per meter once, after the pass.
+    The windowed medians of the printed lines stay this rank's own, as in DINO.
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return
+    local = {name: (m.total, m.count) for name, m in logger.meters.items()}
+    gathered: list[dict[str, tuple[float, int]] | None] = [
+        None
+    ] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, local)
+    for name in sorted({name for part in gathered for name in part or {}}):
+        meter = logger.meters.setdefault(name, SmoothedValue())
+        parts = [part[name] for part in gathered if part and name in part]
+        meter.total, meter.count = sum(t for t, _ in parts), sum(c for _, c in parts)
+
+
 def _eval_batch(
-    ctx: TrainContext, postprocessor: nn.Module, batch: MicroBatch
+    ctx: TrainContext, model: nn.Module, postprocessor: nn.Module, batch: MicroBatch
 ) -> tuple[dict[str, float], dict[int, dict[str, Tensor]]]:
-    """Losses (no denoising: no targets go into the model) and detections of one batch."""
+    """Losses (no denoising: no targets go into the model) and detections of one batch.
+
+    The values are this rank's own: no collective per batch (see _reduce_meters).
+    """
     images, masks, targets = to_device(batch, ctx.device)
     with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-        outputs = ctx.model(images, masks)
+        outputs = model(images, masks)
         loss_dict = ctx.criterion(outputs, targets)
     terms = weighted_terms(loss_dict, ctx.criterion.weight_dict)
-    values = _reduced_values({"loss": sum(terms.values()), **terms}, ctx.world_size)
+    values = {name: float(v) for name, v in {"loss": sum(terms.values()), **terms}.items()}
     class_error = float(loss_dict.get("class_error", torch.tensor(0.0)))
     orig_sizes = torch.stack([t["orig_size"] for t in targets])
     results = postprocessor(outputs, orig_sizes)
@@ -321,17 +344,21 @@ def evaluate(
     `score(predictions) -> (12 COCO stats, FROC)` runs on the main rank only (it prints the
     pycocotools table); predictions are {image_id: {scores [K], labels [K], boxes [K,4] abs xyxy}}.
     """
+    # The bare module: DDP's forward may broadcast buffers, a collective that a rank with
+    # fewer (or no) validation batches would never join. No gradients, so no DDP needed.
+    model = getattr(ctx.model, "module", ctx.model)
     ctx.model.eval()
     ctx.criterion.eval()
     logger.start("Test:", iterations)
     predictions: dict[int, dict[str, Tensor]] = {}
     for index, batch in enumerate(batches):
         logger.mark_data()
-        values, detections = _eval_batch(ctx, postprocessor, batch)
+        values, detections = _eval_batch(ctx, model, postprocessor, batch)
         predictions.update(detections)
         logger.update(**values)
         logger.tick(index)
     logger.finish()
+    _reduce_meters(logger)
     logger.write(logger.averaged_line())
     predictions = _gather_predictions(predictions)
     coco_stats, froc = (None, {})

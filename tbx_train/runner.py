@@ -1,8 +1,10 @@
 """The run behind `tbx-train run`: from a RunConfig to trained, evaluated, saved epochs.
 
 Order: distributed init -> plan (refuses before anything heavy) -> data report -> build model ->
-load (resume / pretrained) -> decision line and `Run plan:` line -> `Start training` -> epochs
-(train, evaluate, save `checkpoint.pth`, log.txt line) -> `Training time H:MM:SS`.
+load (resume / pretrained) -> `plan.plan_log_lines` (decision, accepted strategy change, `Run
+plan:`) -> `Start training` -> epochs (train, evaluate, save `checkpoint.pth`, log.txt line) ->
+`Training time H:MM:SS`. A stop requested during start-up ends the run before `Start training`
+(exit 75, nothing saved: the existing checkpoint, if any, stays the resume point).
 Only rank 0 prints and saves; every rank raises on errors.
 
 Exit outcomes (the CLI maps them): completed or stopped by --max-steps (0); non-finite loss
@@ -33,14 +35,18 @@ from tbx_train.logs import (
 from tbx_train.plan import (
     RunPlan,
     decide_plan,
-    format_decision_line,
-    format_plan_line,
+    plan_log_lines,
     request_from_config,
 )
 from tbx_train.pretrained import load_pretrained
 from tbx_train.run_data import RunData, build_run_data, coco_scorer
 from tbx_train.sampler import StepBatchSampler
-from tbx_train.signals import EXIT_REQUEUE, StopRequest, format_interrupt_line
+from tbx_train.signals import (
+    EXIT_REQUEUE,
+    StopRequest,
+    format_interrupt_line,
+    format_stop_before_training_line,
+)
 from tbx_train.training_state import (
     TrainingState,
     build_training_state,
@@ -154,8 +160,8 @@ def start_session(
         rank=rank,
         seed=config.train.seed,
     )
-    say(format_decision_line(plan))
-    say(format_plan_line(plan))
+    for line in plan_log_lines(plan):  # decision, any accepted strategy change, `Run plan:`
+        say(line)
     # A collective on every rank after each step, so that all ranks stop after the same one.
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
     session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
@@ -276,9 +282,23 @@ def _interrupted(session: Session, outcome: RunOutcome, epoch: int, iteration: i
     session.write(format_interrupt_line(signal_name, path, epoch, iteration))
 
 
+def _stop_before_training(session: Session, outcome: RunOutcome, signal_name: str) -> None:
+    """A stop that came during start-up: exit for requeue with the existing checkpoint kept."""
+    outcome.exit_code, outcome.stop_reason = EXIT_REQUEUE, "stop_requested"
+    plan = session.plan
+    # Saving now would only rewrite the resume point (or, fresh, save untrained weights).
+    outcome.checkpoint = plan.source if plan.mode == "resume" else None
+    checkpoint = str(outcome.checkpoint) if outcome.checkpoint else None
+    session.write(format_stop_before_training_line(signal_name, checkpoint))
+
+
 def train_run(session: Session) -> RunOutcome:
     """The epoch loop from the plan's start; prints `Start training` and `Training time`."""
     outcome = RunOutcome(plan=session.plan)
+    signal_name = session.stop_requested()  # a collective: every rank gets here
+    if signal_name:
+        _stop_before_training(session, outcome, signal_name)
+        return outcome
     session.write("Start training")
     started = time.perf_counter()
     start_iteration = session.plan.start_iteration

@@ -4,19 +4,22 @@
 """
 
 import json
+import os
 import re
+import signal
 from dataclasses import replace
 
 import pytest
 import torch
+from tiny_run import tiny_run_config
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app as doctor_app
 from tbx_train.checkpoint import load_checkpoint
 from tbx_train.cli import app as train_app
-from tbx_train.config import DataConfig, run_preset
 from tbx_train.data import write_synthetic_tbx11k
 from tbx_train.runner import run_training
+from tbx_train.signals import StopRequest
 
 ITERATION = re.compile(
     r"^Epoch: \[0\]  \[(?P<i>\d)/4\]  eta: \d+:\d\d:\d\d  lr: 0\.000200  class_error: \d+\.\d\d  "
@@ -32,18 +35,7 @@ def synth(tmp_path_factory):
     return root
 
 
-def _config(root, output_dir, **train):
-    base = run_preset("tiny")
-    return replace(
-        base,
-        model=replace(base.model, num_queries=50, num_select=50),  # 64 px: 85 encoder tokens
-        data=DataConfig(
-            data_root=str(root), train_sizes=(64,), val_size=64, max_size=64, num_workers=0
-        ),
-        train=replace(
-            base.train, epochs=1, print_freq=1, output_dir=str(output_dir), device="cpu", **train
-        ),
-    )
+_config = tiny_run_config
 
 
 def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
@@ -120,3 +112,52 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(synth, tmp_path):
     resumed = load_checkpoint(split / "checkpoint.pth")["model"]
     differ = [k for k, v in reference.items() if not torch.equal(resumed[k], v)]
     assert not differ, f"{len(differ)} of {len(reference)} tensors differ, e.g. {differ[:3]}"
+
+
+def test_resume_across_a_strategy_change_logs_the_change(synth, tmp_path):
+    run_training(_config(synth, tmp_path, max_steps=1), write=lambda _line: None)
+    lines: list[str] = []
+    config = _config(synth, tmp_path, max_steps=1, allow_strategy_change=True)
+    config = replace(config, train=replace(config.train, batch_size=1, grad_accum=2))
+    outcome = run_training(config, write=lines.append)
+    assert outcome.stop_reason == "max_steps"
+    start = lines.index("Start training")
+    decision, change, plan = lines[start - 3 : start]
+    assert decision.startswith("Resuming from checkpoint: ") and decision.endswith("iteration 1)")
+    accepted = "Strategy change accepted (--allow-strategy-change): batch_size 2 -> 1"
+    assert change.startswith(accepted)
+    assert plan.startswith("Run plan: mode=resume ") and " batch_size=1 grad_accum=2 " in plan
+
+
+def _run_stopped(config, lines):
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGUSR1)  # SLURM's warning, during start-up
+        return run_training(config, write=lines.append, stop=stop)
+
+
+def test_stop_before_start_training_exits_75_and_keeps_the_checkpoint(synth, tmp_path):
+    lines: list[str] = []
+    fresh = _run_stopped(_config(synth, tmp_path), lines)
+    assert (fresh.exit_code, fresh.checkpoint, fresh.epochs_trained) == (75, None, [])
+    assert lines[-1] == (
+        "Interrupted by SIGUSR1 before training: nothing saved, no checkpoint yet, the next job "
+        "starts afresh; exiting with code 75 for requeue"
+    )
+    assert "Start training" not in lines and not (tmp_path / "checkpoint.pth").exists()
+
+    run_training(_config(synth, tmp_path, max_steps=1), write=lambda _line: None)
+    path = tmp_path / "checkpoint.pth"
+    before = path.read_bytes()
+    lines.clear()
+    resumed = _run_stopped(_config(synth, tmp_path), lines)
+    assert (resumed.exit_code, resumed.checkpoint, resumed.stop_reason) == (
+        75,
+        path,
+        "stop_requested",
+    )
+    assert lines[-1] == (
+        f"Interrupted by SIGUSR1 before training: nothing saved, checkpoint {path} stays the "
+        "resume point; exiting with code 75 for requeue"
+    )
+    assert "Start training" not in lines and not any(ITERATION.match(x) for x in lines)
+    assert path.read_bytes() == before
