@@ -3,8 +3,8 @@
 Order: distributed init -> plan (refuses before anything heavy) -> data report -> build model ->
 load (resume / pretrained) -> `plan.plan_log_lines` (decision, accepted strategy change, `Run
 plan:`) -> `Start training` -> epochs (train, evaluate, save `checkpoint.pth`, log.txt line) ->
-`Training time H:MM:SS`. A stop requested during start-up ends the run before `Start training`
-(exit 75, nothing saved: the existing checkpoint, if any, stays the resume point).
+`Training time H:MM:SS`. A stop requested during start-up is honoured after the first optimizer
+step, like any other: a mid-epoch checkpoint in this run's folder, then exit 75.
 Only rank 0 prints and saves; every rank raises on errors.
 
 Exit outcomes (the CLI maps them): completed or stopped by --max-steps (0); non-finite loss
@@ -45,7 +45,6 @@ from tbx_train.signals import (
     EXIT_REQUEUE,
     StopRequest,
     format_interrupt_line,
-    format_stop_before_training_line,
 )
 from tbx_train.training_state import (
     TrainingState,
@@ -282,23 +281,11 @@ def _interrupted(session: Session, outcome: RunOutcome, epoch: int, iteration: i
     session.write(format_interrupt_line(signal_name, path, epoch, iteration))
 
 
-def _stop_before_training(session: Session, outcome: RunOutcome, signal_name: str) -> None:
-    """A stop that came during start-up: exit for requeue with the existing checkpoint kept."""
-    outcome.exit_code, outcome.stop_reason = EXIT_REQUEUE, "stop_requested"
-    plan = session.plan
-    # Saving now would only rewrite the resume point (or, fresh, save untrained weights).
-    outcome.checkpoint = plan.source if plan.mode == "resume" else None
-    checkpoint = str(outcome.checkpoint) if outcome.checkpoint else None
-    session.write(format_stop_before_training_line(signal_name, checkpoint))
-
-
 def train_run(session: Session) -> RunOutcome:
     """The epoch loop from the plan's start; prints `Start training` and `Training time`."""
     outcome = RunOutcome(plan=session.plan)
-    signal_name = session.stop_requested()  # a collective: every rank gets here
-    if signal_name:
-        _stop_before_training(session, outcome, signal_name)
-        return outcome
+    # A stop requested during start-up is honoured after the first optimizer step: the job then
+    # saves into its own run folder, where the chain's next job looks for its resume point.
     session.write("Start training")
     started = time.perf_counter()
     start_iteration = session.plan.start_iteration

@@ -90,20 +90,3 @@ def format_interrupt_line(signal_name: str, path: str, epoch: int, iteration: in
         f"Interrupted by {signal_name}: saved checkpoint {path} (epoch {epoch}, iteration "
         f"{iteration}); exiting with code {EXIT_REQUEUE} for requeue"
     )
-
-
-def format_stop_before_training_line(signal_name: str, checkpoint: str | None) -> str:
-    """The line of a stop requested before `Start training`: nothing new is saved.
-
-    `checkpoint` is the resume point that stays valid (None on a fresh or pretrained start, which
-    the re-submitted job simply begins again).
-    """
-    kept = (
-        f"checkpoint {checkpoint} stays the resume point"
-        if checkpoint
-        else "no checkpoint yet, the next job starts afresh"
-    )
-    return (
-        f"Interrupted by {signal_name} before training: nothing saved, {kept}; exiting with code "
-        f"{EXIT_REQUEUE} for requeue"
-    )

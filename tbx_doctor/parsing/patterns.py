@@ -159,7 +159,7 @@ _LINE_START: list[tuple[str, bytes]] = [
     ("pretrained", rb"Using pretrained weights: "),
     ("scratch", rb"Training from scratch"),
     ("found_ckpt", rb"Found compatible [^\n]*checkpoint: "),
-    ("sigusr1", rb"Interrupted by SIG\w+(?:: saved checkpoint | before training: )"),
+    ("sigusr1", rb"Interrupted by SIG\w+: saved checkpoint "),
     # scripts/tbx_job.sh: the signal it forwarded to tbx-train, and what it did after exit 75.
     ("job_signal", rb"\[tbx-job\] Received SIG\w+ "),
     (
@@ -214,11 +214,6 @@ D2_START = re.compile(r"Starting training from iteration (\d+)")
 D2_LOADING = re.compile(r"\[Checkpointer\] Loading from (\S+)")
 INTERRUPTED = re.compile(
     r"Interrupted by (SIG\w+): saved checkpoint (.+?) \(epoch (-?\d+)(?:, iteration (\d+))?\)"
-)
-# A stop requested while tbx-train was still starting up: nothing trained, nothing new saved.
-INTERRUPTED_EARLY = re.compile(
-    r"Interrupted by (SIG\w+) before training: nothing saved, "
-    r"(?:checkpoint (.+?) stays the resume point|no checkpoint yet)"
 )
 TASK_EXIT_CODE = re.compile(r"Exited with exit code (\d+)")
 JOB_SIGNAL = re.compile(r"Received (SIG\w+)(?: at (.+?): forwarding)?")

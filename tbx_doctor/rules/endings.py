@@ -86,13 +86,9 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
 def _saved_before_limit(line: Line, requeue: Requeue) -> tuple[str, str]:
     """Time limit after a planned stop: the save line proves the checkpoint was written."""
     explanation = (
-        _quote(line) + f" Before it ended, tbx-train {requeue.saved} on {requeue.signal} "
-        f"({where(requeue.line)}): "
-        + (
-            "this job trained nothing, so nothing was lost."
-            if requeue.before_training
-            else "the job's progress up to that point is in the checkpoint."
-        )
+        _quote(line) + f" Before it ended, tbx-train saved {requeue.checkpoint} at "
+        f"{requeue.position} on {requeue.signal} ({where(requeue.line)}): the job's progress up "
+        "to that step is in the checkpoint."
     )
     fix = (
         "Nothing is lost. For the job to end on its own before the limit, let SLURM warn "

@@ -6,7 +6,6 @@ from tbx_doctor.facts import JobFacts, SourceRun
 from tbx_doctor.findings import Finding, finding
 from tbx_doctor.profile import Profile
 from tbx_doctor.rules.describe import job_name, minutes, progress_at_end, where
-from tbx_doctor.rules.requeue import find_requeue
 
 CRASH_KINDS = (
     "traceback",
@@ -117,9 +116,6 @@ def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     """The job ended within `min_job_minutes` having run no training iteration."""
     if facts.eval_only or facts.iterations_seen or facts.still_growing:
         return []
-    requeue = find_requeue(facts)
-    if requeue is not None and requeue.before_training:
-        return []  # stopped on purpose during start-up (the `requeued` finding tells it)
     short = facts.wall_seconds is not None and facts.wall_seconds < profile.min_job_minutes * 60
     zero_time = facts.training_time == 0
     if not (short or zero_time):

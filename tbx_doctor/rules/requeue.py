@@ -1,9 +1,7 @@
 """tbx-train's planned stop: a signal, a saved checkpoint, exit 75 for the job chain.
 
 `Interrupted by SIG...: saved checkpoint P (epoch E, iteration I); exiting with code 75 for
-requeue` is the proof that the stop was planned (or, when the signal came during start-up,
-`Interrupted by SIG... before training: nothing saved, ...`: the earlier checkpoint, if any,
-stays the resume point). With it, srun's `Exited with exit code 75`
+requeue` is the proof that the stop was planned. With it, srun's `Exited with exit code 75`
 lines and the step cancel that `srun --kill-on-bad-exit=1` sends after the first of them are
 that planned exit, not a failure. Without it, exit code 75 claims a save that no line shows.
 """
@@ -29,19 +27,9 @@ class Requeue:
     checkpoint: str
     epoch: int | None
     iteration: int | None
-    before_training: bool = False  # stopped during start-up: nothing trained, nothing saved
-
-    @property
-    def saved(self) -> str:
-        """What tbx-train did with its progress, as a phrase (`saved P at epoch E, ...`)."""
-        if self.before_training:
-            return f"saved nothing (stopped before training; resume point: {self.checkpoint})"
-        return f"saved {self.checkpoint} at {self.position}"
 
     @property
     def position(self) -> str:
-        if self.before_training:
-            return "before training"
         if self.epoch is None:
             return "an unstated position"
         if self.iteration is None:
@@ -54,10 +42,6 @@ def find_requeue(facts: JobFacts) -> Requeue | None:
     lines = facts.signal("sigusr1")
     if not lines:
         return None
-    early = P.INTERRUPTED_EARLY.search(lines[-1].text)
-    if early is not None:
-        resume_point = early.group(2) or "none yet, the next job starts afresh"
-        return Requeue(lines[-1], early.group(1), resume_point, None, None, before_training=True)
     match = P.INTERRUPTED.search(lines[-1].text)
     if match is None:  # the line was cut: the save is still stated, its details are not
         return Requeue(lines[-1], "a signal", "the checkpoint", None, None)
@@ -107,8 +91,8 @@ def requeue_story(facts: JobFacts, requeue: Requeue) -> str:
     """Signal -> checkpoint saved at epoch E, iteration I -> exit 75 -> what continues it."""
     text = _signal_sentence(facts, requeue)
     text += (
-        f"{where(requeue.line)}: on {requeue.signal} tbx-train {requeue.saved} and exited with "
-        "code 75: stopped on purpose, resumable from that point."
+        f"{where(requeue.line)}: on {requeue.signal} tbx-train saved {requeue.checkpoint} at "
+        f"{requeue.position} and exited with code 75: stopped, resumable from that checkpoint."
     )
     exits, steps = requeue_exits(facts), step_cancels(facts)
     if exits:

@@ -135,29 +135,16 @@ def _run_stopped(config, lines):
         return run_training(config, write=lines.append, stop=stop)
 
 
-def test_stop_before_start_training_exits_75_and_keeps_the_checkpoint(synth, tmp_path):
+def test_stop_during_start_up_saves_after_the_first_step_in_this_run(synth, tmp_path):
+    """The chain's next job resumes from this job's run folder, so there must be a checkpoint."""
     lines: list[str] = []
-    fresh = _run_stopped(_config(synth, tmp_path), lines)
-    assert (fresh.exit_code, fresh.checkpoint, fresh.epochs_trained) == (75, None, [])
-    assert lines[-1] == (
-        "Interrupted by SIGUSR1 before training: nothing saved, no checkpoint yet, the next job "
-        "starts afresh; exiting with code 75 for requeue"
-    )
-    assert "Start training" not in lines and not (tmp_path / "checkpoint.pth").exists()
-
-    run_training(_config(synth, tmp_path, max_steps=1), write=lambda _line: None)
+    outcome = _run_stopped(_config(synth, tmp_path), lines)
+    assert (outcome.exit_code, outcome.stop_reason) == (75, "stop_requested")
+    assert [ITERATION.match(x)["i"] for x in lines if ITERATION.match(x)] == ["0"]
     path = tmp_path / "checkpoint.pth"
-    before = path.read_bytes()
-    lines.clear()
-    resumed = _run_stopped(_config(synth, tmp_path), lines)
-    assert (resumed.exit_code, resumed.checkpoint, resumed.stop_reason) == (
-        75,
-        path,
-        "stop_requested",
+    assert lines[-2] == (
+        f"Interrupted by SIGUSR1: saved checkpoint {path} (epoch 0, iteration 1); exiting with "
+        "code 75 for requeue"
     )
-    assert lines[-1] == (
-        f"Interrupted by SIGUSR1 before training: nothing saved, checkpoint {path} stays the "
-        "resume point; exiting with code 75 for requeue"
-    )
-    assert "Start training" not in lines and not any(ITERATION.match(x) for x in lines)
-    assert path.read_bytes() == before
+    saved = load_checkpoint(path)
+    assert (saved["epoch"], saved["next_iteration"], saved["global_step"]) == (-1, 1, 1)
