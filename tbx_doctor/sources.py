@@ -110,18 +110,27 @@ def local_checkpoint(source: SourceRun, ctx: SourceContext) -> Path | None:
 
 
 def from_checkpoint(source: SourceRun, ctx: SourceContext) -> SourceRun | None:
-    """Read the checkpoint's own metadata: last finished epoch, planned epochs, strategy."""
+    """Read the checkpoint's own metadata: last finished epoch, planned epochs, strategy.
+
+    When it cannot prove the epoch, the returned SourceRun's `missing` says why (read once).
+    """
     path = local_checkpoint(source, ctx) if source.checkpoint else None
     if path is None:
-        return None
+        note = f"the checkpoint itself ({source.checkpoint}: not found locally)"
+        return replace(source, missing=(note,))
     from tbx_doctor.checkpoint import summarize_checkpoint  # stdlib only; loaded when needed
 
     try:
         summary = summarize_checkpoint(path)
-    except DoctorError:
-        return None  # _checkpoint_note says why it could not be read
-    if summary.unsafe_globals or summary.epoch is None:
-        return None
+    except DoctorError as error:
+        note = f"a readable checkpoint ({path} exists but cannot be read: {error})"
+        return replace(source, missing=(note,))
+    if summary.unsafe_globals:
+        unsafe = ", ".join(summary.unsafe_globals)
+        note = f"a safe checkpoint ({path} references code outside the allow-list: {unsafe})"
+        return replace(source, missing=(note,))
+    if summary.epoch is None:
+        return replace(source, missing=(f"the checkpoint's epoch ({path} does not record one)",))
     evidence = Line(
         str(path),
         0,
@@ -155,7 +164,7 @@ class SourceFinder:
     readers: tuple[tuple[str, Reader], ...] = (
         ("the source job's log (*_{job}.out[.gz] beside this log)", from_sibling_log),
         ("the source run's output directory ({dir}/log.txt)", from_output_dir),
-        ("", from_checkpoint),  # described by _checkpoint_note: why it could not prove it
+        ("the checkpoint's metadata", from_checkpoint),
     )
 
     def find(self, decision: Decision, ctx: SourceContext) -> SourceRun:
@@ -169,29 +178,14 @@ class SourceFinder:
                 origin="this job's own log",
                 evidence=(decision.line,),
             )
-        missing = []
+        missing: list[str] = []
         for description, reader in self.readers:
             found = reader(source, ctx)
             if found is not None and found.epoch is not None:
                 return found
-            if description:
+            if found is not None and found.missing:  # the reader says why it proved nothing
+                missing.extend(found.missing)
+            else:
                 job, folder = source.job_id or "?", Path(source.checkpoint).parent
                 missing.append(description.format(job=job, dir=folder))
-        missing.append(self._checkpoint_note(source, ctx))
         return replace(source, missing=tuple(missing))
-
-    @staticmethod
-    def _checkpoint_note(source: SourceRun, ctx: SourceContext) -> str:
-        path = local_checkpoint(source, ctx)
-        if path is None:
-            return f"the checkpoint itself ({source.checkpoint}: not found locally)"
-        from tbx_doctor.checkpoint import summarize_checkpoint
-
-        try:
-            summary = summarize_checkpoint(path)
-        except DoctorError as error:
-            return f"a readable checkpoint ({path} exists but cannot be read: {error})"
-        if summary.unsafe_globals:
-            unsafe = ", ".join(summary.unsafe_globals)
-            return f"a safe checkpoint ({path} references code outside the allow-list: {unsafe})"
-        return f"the checkpoint's epoch ({path} does not record one)"
