@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from tbx_train.model.deformable_attention import (
     MSDeformAttn,

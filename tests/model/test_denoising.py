@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from single_thread import one_thread  # noqa: F401 (autouse fixture)
 from torch import nn
 
 from tbx_train.model.box_ops import inverse_sigmoid

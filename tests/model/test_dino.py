@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from tbx_train.config import model_preset
 from tbx_train.model import build_dino

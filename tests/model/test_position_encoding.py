@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from single_thread import one_thread  # noqa: F401 (autouse fixture)
 
 from tbx_train.model.position_encoding import PositionEmbeddingSine, sine_embed_boxes
 from tbx_train.model.transformer import encoder_proposals, valid_ratio
