@@ -23,11 +23,11 @@ def _timed(label: str, fn) -> object:
 
 
 def main() -> None:
-    from tbx_doctor.chain import build_chains
-    from tbx_doctor.history import build_history
-    from tbx_doctor.plot import plot_history
-    from tbx_doctor.profile import Profile
-    from tbx_doctor.watch import Watcher, WatchOptions
+    from tbx_doctor.history.chain import build_chains
+    from tbx_doctor.history.plot import plot_history
+    from tbx_doctor.history.rows import build_history
+    from tbx_doctor.profile.expectations import Profile
+    from tbx_doctor.watch.follower import Watcher, WatchOptions
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/real-logs/dino_tbx11k")
     history = _timed("history, all real logs", lambda: build_chains(build_history([root])))

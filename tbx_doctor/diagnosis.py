@@ -7,13 +7,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tbx_doctor.checklist import Item, build_checklist
-from tbx_doctor.collect import collect_jobs
-from tbx_doctor.extract import build_facts, parse_clock
-from tbx_doctor.facts import JobFacts
+from tbx_doctor.facts.build import build_facts, parse_clock
+from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import Finding
-from tbx_doctor.parsing.patterns import CANCELLED_AT
-from tbx_doctor.profile import Profile
+from tbx_doctor.profile.expectations import Profile
+from tbx_doctor.reading.job_files import collect_jobs
+from tbx_doctor.reading.patterns import CANCELLED_AT
+from tbx_doctor.report.checklist import Item, build_checklist
 from tbx_doctor.rules import run_rules
 
 SCHEMA = "tbx-doctor.check/1"

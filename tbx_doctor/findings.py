@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tbx_doctor.parsing.logscan import Line
+from tbx_doctor.reading.logscan import Line
 
 SEVERITY_RANK = {"error": 3, "warning": 2, "info": 1}
 

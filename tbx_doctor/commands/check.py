@@ -45,7 +45,8 @@ def command(
         typer.Option(help="The path the run should have taken (overrides the profile)."),
     ] = None,
     profile: Annotated[
-        Path | None, typer.Option(help="TOML file of expectations (see tbx_doctor/profile.py).")
+        Path | None,
+        typer.Option(help="TOML file of expectations (keys: tbx_doctor/profile/expectations.py)."),
     ] = None,
     format: Annotated[
         Format,
@@ -66,7 +67,7 @@ def command(
 def run(paths: list[Path], expect: str | None, profile: Path | None, fmt: str, strict: bool) -> int:
     """Diagnose, print in `fmt`, return the exit code (shared by typer and the fast path)."""
     from tbx_doctor.diagnosis import diagnose
-    from tbx_doctor.profile import load_profile
+    from tbx_doctor.profile.expectations import load_profile
 
     try:
         reports = diagnose(paths, load_profile(profile, expect))
@@ -78,7 +79,7 @@ def run(paths: list[Path], expect: str | None, profile: Path | None, fmt: str, s
 
 
 def _emit(reports: list, fmt: str) -> None:
-    from tbx_doctor import report
+    from tbx_doctor.report import render as report
 
     if fmt == "json":
         print(report.render_json(reports))

@@ -1,7 +1,7 @@
 """`tbx-doctor codes`: every finding code any command can emit, with severity and meaning.
 
 check's codes (`findings.CODES`, also emitted by `hook` and `watch`) and watch's early-warning
-codes (`watch_rules.WATCH_CODES`, emitted by `watch` only) live in separate tables so that
+codes (`watch.early_warnings.WATCH_CODES`, emitted by `watch` only) live in separate tables so that
 each rule set keeps its own test ("every CODES entry is triggered by check"); this listing
 merges them.
 """
@@ -18,7 +18,7 @@ WATCH_ONLY_MARK = "[watch only]"
 def all_codes() -> dict[str, tuple[str, str, bool]]:
     """code -> (default severity, meaning, emitted by `watch` only), check's codes first."""
     from tbx_doctor.findings import CODES
-    from tbx_doctor.watch_rules import WATCH_CODES
+    from tbx_doctor.watch.early_warnings import WATCH_CODES
 
     merged = {code: (severity, meaning, False) for code, (severity, meaning) in CODES.items()}
     for code, (severity, meaning) in WATCH_CODES.items():

@@ -53,14 +53,14 @@ def command(
 
 
 def run(paths: list[Path], fmt: str, plot: Path | None, strict: bool) -> int:
-    from tbx_doctor import history_render
-    from tbx_doctor.chain import build_chains
-    from tbx_doctor.history import build_history
+    from tbx_doctor.history import render as history_render
+    from tbx_doctor.history.chain import build_chains
+    from tbx_doctor.history.rows import build_history
 
     try:
         history = build_chains(build_history(paths))
         if plot is not None:
-            from tbx_doctor.plot import plot_history
+            from tbx_doctor.history.plot import plot_history
 
             plot_history(history, plot)
     except DoctorError as exc:

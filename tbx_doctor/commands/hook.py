@@ -89,9 +89,9 @@ def run(
     log: Path | None, strict: bool, expect: str | None = None, profile: Path | None = None
 ) -> int:
     """Diagnose, write the JSON report, print the summary; return the exit code."""
-    from tbx_doctor import report
     from tbx_doctor.diagnosis import diagnose
-    from tbx_doctor.profile import load_profile
+    from tbx_doctor.profile.expectations import load_profile
+    from tbx_doctor.report import render as report
 
     try:
         path = log or find_job_log(dict(os.environ), Path.cwd())

@@ -38,8 +38,8 @@ def command(
 
     Exit codes: 0 printed, 2 unreadable input or no healthy training run among the inputs.
     """
-    from tbx_doctor.history import build_history
-    from tbx_doctor.profile_learn import render_profile
+    from tbx_doctor.history.rows import build_history
+    from tbx_doctor.profile.learn import render_profile
 
     try:
         text = render_profile(build_history(paths), margin)

@@ -105,8 +105,8 @@ def command(
     Exit codes: as `check` for what was seen (0, 1; warnings too with --strict), 2 unreadable
     input or bad option.
     """
-    from tbx_doctor.profile import load_profile
-    from tbx_doctor.watch import Watcher, WatchOptions
+    from tbx_doctor.profile.expectations import load_profile
+    from tbx_doctor.watch.follower import Watcher, WatchOptions
 
     options = WatchOptions(
         interval, timeout, stall_minutes, parse_limit(time_limit), margin_minutes,

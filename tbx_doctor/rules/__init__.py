@@ -1,4 +1,4 @@
-"""Rules: functions `(JobFacts, Profile) -> list[Finding]`, one module per family.
+"""Stage 3, rules: functions `(JobFacts, Profile) -> list[Finding]`, one module per family.
 
 `RULES` is the explicit, ordered tuple the doctor runs; `run_rules` applies severity overrides
 from the profile and ranks the findings (errors first, root causes before symptoms).
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from tbx_doctor.facts import JobFacts
+from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import SEVERITY_RANK, Finding
-from tbx_doctor.profile import Profile
+from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.rules import crash, endings, lifecycle, metrics, progress
 
 Rule = Callable[[JobFacts, Profile], list[Finding]]

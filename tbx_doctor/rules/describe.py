@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tbx_doctor.facts import EpochFacts, JobFacts
-from tbx_doctor.parsing.logscan import Line
+from tbx_doctor.facts.job import EpochFacts, JobFacts
+from tbx_doctor.reading.logscan import Line
 
 
 def where(line: Line | None) -> str:

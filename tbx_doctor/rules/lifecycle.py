@@ -3,9 +3,9 @@ and whether a resume kept the training strategy."""
 
 from __future__ import annotations
 
-from tbx_doctor.facts import JobFacts, Strategy
+from tbx_doctor.facts.job import JobFacts, Strategy
 from tbx_doctor.findings import Finding, finding
-from tbx_doctor.profile import Profile
+from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.rules.describe import epoch_range, job_name, where
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tbx_doctor.facts import JobFacts
+from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import Finding, finding
-from tbx_doctor.profile import Profile
+from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.rules.describe import minutes, where
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tbx_doctor.facts import JobFacts
-from tbx_doctor.parsing import patterns as P
-from tbx_doctor.parsing.logscan import Line
+from tbx_doctor.facts.job import JobFacts
+from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.logscan import Line
 from tbx_doctor.rules.describe import where
 
 REQUEUE_EXIT = 75  # tbx-train: stopped by a signal after saving a resumable checkpoint

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from tbx_doctor.cli import app
 from tbx_doctor.commands import fast
 from tbx_doctor.findings import CODES
-from tbx_doctor.watch_rules import WATCH_CODES
+from tbx_doctor.watch.early_warnings import WATCH_CODES
 
 
 def test_codes_lists_watch_codes_marked_watch_only():

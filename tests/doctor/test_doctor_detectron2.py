@@ -8,7 +8,7 @@ import pytest
 from doctor_helpers import codes_of, run_check
 from doctor_logtext import write_log
 
-from tbx_doctor.parsing.logscan import ITERATIONS_ONLY, scan_log
+from tbx_doctor.reading.logscan import ITERATIONS_ONLY, scan_log
 
 GREEN, RESET = "\x1b[32m", "\x1b[0m"
 

@@ -9,7 +9,7 @@ import pytest
 from doctor_helpers import codes_of, run_check
 from doctor_logtext import banner, ending, epoch_lines, healthy, resumed, write_log
 
-from tbx_doctor.profile import ProfileError, load_profile
+from tbx_doctor.profile.expectations import ProfileError, load_profile
 
 
 def _source(tmp_path, n: int = 40) -> None:

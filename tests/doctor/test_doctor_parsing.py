@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tbx_doctor.parsing.logscan import scan_log
-from tbx_doctor.parsing.outputs import parse_duration
-from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
+from tbx_doctor.reading.logscan import scan_log
+from tbx_doctor.reading.run_dir import parse_duration
+from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 WORDINGS = [
     (

@@ -22,8 +22,8 @@ def real_logs_dir() -> Path:
 @lru_cache(maxsize=1)
 def real_history():
     """The history of every real log (built once per test session: ~2 s)."""
-    from tbx_doctor.chain import build_chains
-    from tbx_doctor.history import build_history
+    from tbx_doctor.history.chain import build_chains
+    from tbx_doctor.history.rows import build_history
 
     return build_chains(build_history([real_logs_dir()]))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tbx_doctor.chain import build_chains
-from tbx_doctor.history import EpochPoint, JobRow
+from tbx_doctor.history.chain import build_chains
+from tbx_doctor.history.rows import EpochPoint, JobRow
 
 
 def _row(job: str, parent: str | None, first: int, last: int) -> JobRow:

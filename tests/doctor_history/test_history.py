@@ -8,9 +8,9 @@ import pytest
 from history_helpers import REPO, real_history, real_logs_dir, tbx_log
 from typer.testing import CliRunner
 
-from tbx_doctor.chain import build_chains
 from tbx_doctor.cli import app
-from tbx_doctor.history import build_history
+from tbx_doctor.history.chain import build_chains
+from tbx_doctor.history.rows import build_history
 
 real_logs = pytest.mark.real_logs
 JOB_FIELDS = [

@@ -10,14 +10,14 @@ from history_helpers import REPO, iteration, real_history, real_logs_dir
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
-from tbx_doctor.series import loss_bins
-from tbx_doctor.sparkline import sparkline
+from tbx_doctor.history.loss_bins import loss_bins
+from tbx_doctor.report.sparkline import sparkline
 
 
 @pytest.mark.real_logs
 def test_png_for_the_real_chain(tmp_path):
     pytest.importorskip("matplotlib", reason="matplotlib (the [plot] extra) is not installed")
-    from tbx_doctor.plot import plot_history
+    from tbx_doctor.history.plot import plot_history
 
     out = tmp_path / "chain.png"
     plot_history(real_history(), out)

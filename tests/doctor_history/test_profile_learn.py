@@ -7,7 +7,7 @@ from history_helpers import REPO, real_logs_dir, tbx_log
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
-from tbx_doctor.profile import load_profile
+from tbx_doctor.profile.expectations import load_profile
 
 
 def _learn(tmp_path, *paths) -> tuple[int, str]:

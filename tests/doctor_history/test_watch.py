@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
 from tbx_doctor.commands.watch import parse_limit
-from tbx_doctor.profile import Profile
-from tbx_doctor.watch import Event, Watcher, WatchOptions
+from tbx_doctor.profile.expectations import Profile
+from tbx_doctor.watch.follower import Event, Watcher, WatchOptions
 
 BANNER = ["Job ID: 4242", "Start Time: Mon Nov 17 10:00:00 MST 2025", "Training from scratch"]
 FAST = dict(interval=0.02, timeout=10.0, settle=0.2)

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbx_doctor.parsing.logscan import Line, decode
+from tbx_doctor.reading.logscan import Line, decode
 
 CONFIG_NAMES = ("config_args_all.json", "config.json")
 

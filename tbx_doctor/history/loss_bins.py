@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from tbx_doctor.parsing import patterns as P
-from tbx_doctor.parsing.logscan import LOSS_WINDOW  # bytes that hold the index and total loss
-from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
+from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.logscan import LOSS_WINDOW  # bytes that hold the index and total loss
+from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 
 @dataclass(frozen=True)

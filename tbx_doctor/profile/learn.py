@@ -5,7 +5,7 @@ From the rows of `history.build_history`, keep training jobs that did not fail (
 margin (default 25 %): epoch 0's mean loss, the minutes one epoch takes, AP@[.5:.95] after
 epoch 0; and iterations per epoch as the exact observed min..max (no margin: it changes only
 with the data or the batch size x GPUs, and such a change is what it is there to catch).
-The TOML uses `profile.py`'s schema, so `load_profile` reads it back unchanged.
+The TOML uses `expectations.py`'s schema, so `load_profile` reads it back unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tbx_doctor.errors import DoctorError
-from tbx_doctor.history import JobRow
+from tbx_doctor.history.rows import JobRow
 
 UNHEALTHY_ENDINGS = ("zero epochs", "crashed")
 

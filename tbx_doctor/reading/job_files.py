@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbx_doctor.errors import InputNotFound, UnreadableInput
-from tbx_doctor.parsing.outputs import looks_like_output_dir
+from tbx_doctor.reading.run_dir import looks_like_output_dir
 
 LOG_SUFFIXES = (".out", ".err", ".log", ".txt")
 JOB_ID = re.compile(r"(?<![0-9])([0-9]+)(?![0-9])")

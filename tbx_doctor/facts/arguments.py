@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tbx_doctor.facts import Decision, Strategy
-from tbx_doctor.parsing import patterns as P
-from tbx_doctor.parsing.logscan import Line
+from tbx_doctor.facts.job import Decision, Strategy
+from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.logscan import Line
 
 NONE_VALUES = frozenset({"None", "", "''", '""', "-", "null"})
 

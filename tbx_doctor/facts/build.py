@@ -7,13 +7,13 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from tbx_doctor import arguments
-from tbx_doctor.collect import JobFiles, relocate
-from tbx_doctor.facts import Decision, EpochFacts, JobFacts
-from tbx_doctor.parsing import patterns as P
-from tbx_doctor.parsing.logscan import EpochProgress, Line, LogScan, scan_log
-from tbx_doctor.parsing.outputs import EpochRecord, OutputDir, parse_duration, read_output_dir
-from tbx_doctor.sources import SourceContext, SourceFinder
+from tbx_doctor.facts import arguments
+from tbx_doctor.facts.job import Decision, EpochFacts, JobFacts
+from tbx_doctor.facts.source_run import SourceContext, SourceFinder
+from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.job_files import JobFiles, relocate
+from tbx_doctor.reading.logscan import EpochProgress, Line, LogScan, scan_log
+from tbx_doctor.reading.run_dir import EpochRecord, OutputDir, parse_duration, read_output_dir
 
 RUNNING_GRACE_SECONDS = 600.0  # a log touched this recently, with no ending, may be running
 

@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbx_doctor.parsing import patterns as P
-from tbx_doctor.parsing.stream import ReadStatus
+from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.stream import ReadStatus
 
 KEEP_FIRST = 8
 KEEP_LAST = 8

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbx_doctor.history import JobRow
+from tbx_doctor.history.rows import JobRow
 
 
 @dataclass(frozen=True)

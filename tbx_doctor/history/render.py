@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from tbx_doctor.chain import Chain, History
-from tbx_doctor.history import JobRow, to_frame
-from tbx_doctor.sparkline import scale_note, sparkline
+from tbx_doctor.history.chain import Chain, History
+from tbx_doctor.history.rows import JobRow, to_frame
+from tbx_doctor.report.sparkline import scale_note, sparkline
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbx_doctor.errors import DoctorError
-from tbx_doctor.facts import JobFacts
+from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import Finding
-from tbx_doctor.parsing.logscan import Line
-from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
+from tbx_doctor.reading.logscan import Line
+from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 from tbx_doctor.rules.describe import minutes, where
 
 WATCH_CODES: dict[str, tuple[str, str]] = {

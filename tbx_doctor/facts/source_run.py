@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from tbx_doctor import arguments
-from tbx_doctor.collect import JOB_ID, find_sibling_logs, relocate
 from tbx_doctor.errors import DoctorError
-from tbx_doctor.facts import Decision, SourceRun, Strategy
-from tbx_doctor.parsing.logscan import Line, scan_log
-from tbx_doctor.parsing.outputs import read_output_dir
+from tbx_doctor.facts import arguments
+from tbx_doctor.facts.job import Decision, SourceRun, Strategy
+from tbx_doctor.reading.job_files import JOB_ID, find_sibling_logs, relocate
+from tbx_doctor.reading.logscan import Line, scan_log
+from tbx_doctor.reading.run_dir import read_output_dir
 
 Reader = Callable[[SourceRun, "SourceContext"], SourceRun | None]
 

@@ -1,7 +1,8 @@
 """One row per job across many logs: how each job started, what it trained, how it ended.
 
 `build_history(paths) -> list[JobRow]` reuses the doctor's collection, facts and rules
-(`collect`, `extract.build_facts`, `diagnosis.diagnose_facts`); nothing here parses a log.
+(`reading.job_files`, `facts.build.build_facts`, `diagnosis.diagnose_facts`); nothing here parses
+a log.
 A job whose `.out` is missing (only SLURM's `.err` survived) is completed from its run output
 directory (`outputs/*_<jobid>/log.txt`) when one lies beside the logs. `to_frame` turns rows
 into a pandas DataFrame (pandas is imported there, never at start-up).
@@ -16,15 +17,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tbx_doctor.collect import JobFiles, collect_jobs
 from tbx_doctor.diagnosis import Report, diagnose_facts
-from tbx_doctor.epoch_log import EpochMetrics, read_epoch_metrics
 from tbx_doctor.errors import InputNotFound
-from tbx_doctor.extract import build_facts, parse_clock
-from tbx_doctor.facts import JobFacts
-from tbx_doctor.parsing.outputs import looks_like_output_dir
-from tbx_doctor.profile import Profile
-from tbx_doctor.sources import checkpoint_job_id
+from tbx_doctor.facts.build import build_facts, parse_clock
+from tbx_doctor.facts.job import JobFacts
+from tbx_doctor.facts.source_run import checkpoint_job_id
+from tbx_doctor.profile.expectations import Profile
+from tbx_doctor.reading.epoch_metrics import EpochMetrics, read_epoch_metrics
+from tbx_doctor.reading.job_files import JobFiles, collect_jobs
+from tbx_doctor.reading.run_dir import looks_like_output_dir
 
 LOG_GLOBS = ("*.out", "*.out.gz", "*.err", "*.err.gz")
 CRASHES = ("crash", "cuda-oom", "host-oom", "nan-loss", "nccl-error", "config-error")

@@ -1,4 +1,4 @@
-"""Per-epoch numbers of a run's `log.txt` that `parsing.outputs` does not keep: AP50, the EMA
+"""Per-epoch numbers of a run's `log.txt` that `reading.run_dir` does not keep: AP50, the EMA
 model's AP/AP50 and the record's wall-clock stamp (`now_time`).
 
 DINO writes one JSON object per epoch with `test_coco_eval_bbox` (the 12 COCO stats of the
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from tbx_doctor.parsing.outputs import parse_duration
+from tbx_doctor.reading.run_dir import parse_duration
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Follow a running job's log (and its `.err`) and report problems as they appear.
 
 Each poll re-reads the files when they changed (size, inode) and re-runs the doctor on them
-(`extract.build_facts`, `diagnosis.diagnose_facts`: the same facts and rules as `check`), plus
-the clock-based early warnings of `watch_rules`. Every finding is emitted once (by code);
+(`facts.build.build_facts`, `diagnosis.diagnose_facts`: the same facts and rules as `check`), plus
+the clock-based early warnings of `early_warnings`. Every finding is emitted once (by code);
 checklist items are emitted when they leave `pending`. The watch stops when the job's end is
 seen (the wrapper's End Time, SLURM's cancel line, or the trainer's ending or a crash
 followed by `settle` quiet seconds) or after `timeout`; its exit code is `check`'s
@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tbx_doctor.collect import collect_jobs
 from tbx_doctor.diagnosis import Report, diagnose_facts
-from tbx_doctor.extract import build_facts, parse_clock
-from tbx_doctor.facts import JobFacts
-from tbx_doctor.profile import Profile
+from tbx_doctor.facts.build import build_facts, parse_clock
+from tbx_doctor.facts.job import JobFacts
+from tbx_doctor.profile.expectations import Profile
+from tbx_doctor.reading.job_files import collect_jobs
 from tbx_doctor.rules.describe import where
-from tbx_doctor.watch_rules import (
+from tbx_doctor.watch.early_warnings import (
     Clock,
     EarlyWarning,
     check_loss_stuck_zero,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tbx_doctor.parsing.logscan import ITERATIONS_ONLY, Line
+from tbx_doctor.reading.logscan import ITERATIONS_ONLY, Line
 
 Evidence = Line
 
@@ -82,7 +82,7 @@ class EpochFacts:
 
 @dataclass(frozen=True)
 class JobFacts:
-    """Everything known about one job. `signals` maps an event kind (see parsing.patterns) to
+    """Everything known about one job. `signals` maps an event kind (see reading.patterns) to
     the lines that showed it; `counts` how many such lines there were in total."""
 
     files: tuple[str, ...]

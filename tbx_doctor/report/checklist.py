@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tbx_doctor.facts import JobFacts
-from tbx_doctor.profile import Profile
+from tbx_doctor.facts.job import JobFacts
+from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.rules.describe import minutes, where
 from tbx_doctor.rules.requeue import find_requeue
 

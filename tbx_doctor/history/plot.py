@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tbx_doctor.chain import Chain, History
 from tbx_doctor.errors import DoctorError
-from tbx_doctor.history import JobRow
-from tbx_doctor.series import LossBin, loss_bins
+from tbx_doctor.history.chain import Chain, History
+from tbx_doctor.history.loss_bins import LossBin, loss_bins
+from tbx_doctor.history.rows import JobRow
 
 JOB_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
 ENDING_MARK = {"finished": "finished", "time limit": "time limit", "cancelled": "cancelled"}

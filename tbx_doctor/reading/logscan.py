@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tbx_doctor.parsing import patterns as P
-from tbx_doctor.parsing.records import (
+from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.records import (
     ITERATIONS_ONLY,
     LONG_KINDS,
     LONG_TEXT_LIMIT,
@@ -27,7 +27,7 @@ from tbx_doctor.parsing.records import (
     decode,
     to_float,
 )
-from tbx_doctor.parsing.stream import ReadStatus, iter_chunks
+from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
 

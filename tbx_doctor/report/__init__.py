@@ -1,0 +1,1 @@
+"""Stage 4, reports: the verification checklist and the renderers (text, JSON, markdown)."""
