@@ -10,6 +10,13 @@ and compares the findings with the case's label in fixtures/corpus/cases.toml:
   cases that their label does not expect;
 - forbidden codes raised: any code of a case's `forbid` list that the doctor raised.
 
+Two more figures, reported but not part of a case's verdict (tests/doctor/test_corpus.py):
+- "no training" stated as fact (the checklist's "Training starts" item failed, or zero-epochs /
+  immediate-exit raised) on cases whose lines show training (`trained = "yes"`) or cannot tell
+  (`trained = "unknown"`: that is unknown, not absent);
+- job id: the report's run.job_id against the id the lines or SLURM's file-name patterns show
+  (`job_id`); where none is shown, a number taken from a path is wrong.
+
 Usage: python benchmarks/score_corpus.py [--json] [--table] [--subprocess] [--corpus DIR]
 """
 
@@ -41,6 +48,8 @@ class Outcome:
     verdict: str = ""
     failure: str = ""  # the doctor did not produce a report (exit code, stderr)
     misses: list[str] = field(default_factory=list)  # one line per wrong verdict
+    says_no_training: bool = False  # checklist "Training starts" failed, or zero-epochs raised
+    job_id: str | None = None  # run.job_id of the report
 
     @property
     def ok(self) -> bool:
@@ -79,10 +88,17 @@ def run_doctor(case: dict, corpus: Path = CORPUS, in_process: bool = True) -> Ou
         outcome.failure = f"exit {returncode}, no JSON report: {stderr.strip()[-300:]}"
         return outcome
     outcome.verdict = report.get("verdict", "")
+    job_id = (report.get("run") or {}).get("job_id")
+    outcome.job_id = None if job_id is None else str(job_id)
+    outcome.says_no_training = any(
+        item.get("item", "").lower().startswith("training starts") and item.get("status") == "fail"
+        for item in report.get("checklist", [])
+    )
     for finding in report.get("findings", []):
         code, severity = finding["code"], finding["severity"]
         if _RANK.get(severity, 0) >= _RANK.get(outcome.codes.get(code, "info"), 0):
             outcome.codes[code] = severity
+    outcome.says_no_training |= bool({"zero-epochs", "immediate-exit"} & set(outcome.codes))
     return outcome
 
 
@@ -167,6 +183,14 @@ def figures(outcomes: list[Outcome]) -> dict:
         if any(s == "warning" and c not in o.case["expect"] for c, s in o.codes.items())
     ]
     forbidden = Counter(c for o in outcomes for c in o.case["forbid"] if c in o.codes)
+    claims = {
+        shown: [
+            sum(o.says_no_training for o in outcomes if o.case.get("trained") == shown),
+            sum(o.case.get("trained") == shown for o in outcomes),
+        ]
+        for shown in ("yes", "unknown")
+    }
+    wrong_ids = {o.case["id"]: o.job_id for o in outcomes if not _job_id_right(o)}
     return {
         "cases": len(outcomes),
         "projects": len({o.case["project"] for o in outcomes}),
@@ -177,9 +201,20 @@ def figures(outcomes: list[Outcome]) -> dict:
         "healthy_with_error": [len(error_alarms), len(healthy)],
         "healthy_with_unexpected_warning": [len(warn_alarms), len(healthy)],
         "forbidden_raised": dict(sorted(forbidden.items())),
+        "says_no_training_where_trained": claims["yes"],
+        "says_no_training_where_unknown": claims["unknown"],
+        "job_id_right": [len(outcomes) - len(wrong_ids), len(outcomes)],
+        "job_id_wrong": wrong_ids,
         "cases_right": sum(o.ok for o in outcomes),
         "misses": {o.case["id"]: o.misses for o in outcomes if not o.ok},
     }
+
+
+def _job_id_right(outcome: Outcome) -> bool:
+    expected = outcome.case.get("job_id", "")
+    if expected:
+        return outcome.job_id == expected
+    return outcome.job_id is None or not outcome.job_id.isdigit()
 
 
 def _pct(pair: list[int]) -> str:
@@ -198,9 +233,16 @@ def render(numbers: dict) -> str:
         "forbidden codes raised: "
         + (", ".join(f"{c} x{n}" for c, n in numbers["forbidden_raised"].items()) or "none"),
         f"cases fully right: {numbers['cases_right']}/{numbers['cases']}",
+        f"'no training' stated where the lines show training: "
+        f"{_pct(numbers['says_no_training_where_trained'])}",
+        f"'no training' stated where the lines cannot tell:  "
+        f"{_pct(numbers['says_no_training_where_unknown'])}",
+        f"job id right: {_pct(numbers['job_id_right'])}",
         "recall per label code:",
     ]
     lines += [f"  {code:<18} {_pct(pair)}" for code, pair in numbers["recall_per_code"].items()]
+    lines.append("job ids wrong (case: reported):")
+    lines += [f"  {cid}: {jid}" for cid, jid in sorted(numbers["job_id_wrong"].items())]
     lines.append("misses:")
     for case_id, misses in sorted(numbers["misses"].items()):
         lines.append(f"  {case_id}: {'; '.join(misses)}")
