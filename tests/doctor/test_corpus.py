@@ -85,6 +85,12 @@ KNOWN_MISSES: dict[str, str] = {
     "box-discretization-18-filenotfound-worker": "FileNotFoundError in a worker is not data",
     "detectron2-2045-filenotfound-worker": "FileNotFoundError in a worker is not data",
     "detectron-560-caffe2-oom": "Caffe2 `out of memory` enforce is not CUDA OOM",
+    "arjuna-21-execve-batch-script": "slurmstepd's execve error is missed",
+    "cscfi-ddp-1-execve-torchrun": "missing torchrun (execve) is not config",
+    "wandb-on-slurm-5-execve-permission": "execve Permission denied is not config",
+    "dinov2-445-training-then-ipc-warning": "cut mid-training, not called incomplete-log",
+    "fb-dino-69-healthy-two-lines": "cut mid-training, not called incomplete-log",
+    "fb-dino-76-healthy-log-txt": "cut mid-training, not called incomplete-log",
 }
 
 
