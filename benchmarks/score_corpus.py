@@ -191,6 +191,11 @@ def figures(outcomes: list[Outcome]) -> dict:
         for shown in ("yes", "unknown")
     }
     wrong_ids = {o.case["id"]: o.job_id for o in outcomes if not _job_id_right(o)}
+    claimers = sorted(
+        o.case["id"]
+        for o in outcomes
+        if o.says_no_training and o.case.get("trained") in ("yes", "unknown")
+    )
     return {
         "cases": len(outcomes),
         "projects": len({o.case["project"] for o in outcomes}),
@@ -203,6 +208,7 @@ def figures(outcomes: list[Outcome]) -> dict:
         "forbidden_raised": dict(sorted(forbidden.items())),
         "says_no_training_where_trained": claims["yes"],
         "says_no_training_where_unknown": claims["unknown"],
+        "says_no_training_cases": claimers,
         "job_id_right": [len(outcomes) - len(wrong_ids), len(outcomes)],
         "job_id_wrong": wrong_ids,
         "cases_right": sum(o.ok for o in outcomes),
@@ -241,6 +247,8 @@ def render(numbers: dict) -> str:
         "recall per label code:",
     ]
     lines += [f"  {code:<18} {_pct(pair)}" for code, pair in numbers["recall_per_code"].items()]
+    lines.append("'no training' stated on (trained yes/unknown):")
+    lines += [f"  {case_id}" for case_id in numbers["says_no_training_cases"]]
     lines.append("job ids wrong (case: reported):")
     lines += [f"  {cid}: {jid}" for cid, jid in sorted(numbers["job_id_wrong"].items())]
     lines.append("misses:")

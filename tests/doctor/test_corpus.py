@@ -91,6 +91,8 @@ KNOWN_MISSES: dict[str, str] = {
     "dinov2-445-training-then-ipc-warning": "cut mid-training, not called incomplete-log",
     "fb-dino-69-healthy-two-lines": "cut mid-training, not called incomplete-log",
     "fb-dino-76-healthy-log-txt": "cut mid-training, not called incomplete-log",
+    "pytorch-examples-1279-childfailed-two-nodes": "ChildFailedError summaries are not read",
+    "unsloth-10-rank3-failed-others-sigterm": "launcher traceback blamed, not rank 3's failure",
 }
 
 
