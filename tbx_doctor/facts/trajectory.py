@@ -2,9 +2,10 @@
 
 Sources, later ones filling only the epochs earlier ones lack: the run's own `log.txt` (DINO
 copies the resumed run's records forward, so it often holds the whole chain), the source run's
-`log.txt` (the folder of the checkpoint this job resumed from), and this job's `.out` (the
-running mean of an epoch's last iteration line and the pycocotools table after it). Only
-finished epochs count. Each sample keeps the line it was read from, for evidence.
+`log.txt` (the folder of the checkpoint this job resumed from), this job's `.out` (the
+running mean of an epoch's last iteration line and the pycocotools table after it), and, when
+none of these shows an epoch before the resume, the source job's own `.out` beside this log.
+Only finished epochs count. Each sample keeps the line it was read from, for evidence.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tbx_doctor.facts.job import JobFacts
-from tbx_doctor.reading.job_files import relocate
+from tbx_doctor.reading.job_files import collect_jobs, find_sibling_logs, relocate
 from tbx_doctor.reading.logscan import Line
 from tbx_doctor.reading.run_dir import EpochRecord, read_output_dir
 
@@ -80,6 +81,21 @@ def _own_samples(facts: JobFacts) -> dict[int, Sample]:
     return out
 
 
+def _source_log_samples(facts: JobFacts) -> dict[int, Sample]:
+    """Finished epochs of the source job's `.out` beside this job's log (one hop back)."""
+    from tbx_doctor.facts.build import build_facts  # build imports nothing of this module
+
+    source = facts.source
+    logs = [Path(f) for f in facts.files if Path(f).is_file()]
+    if source is None or source.job_id is None or not logs:
+        return {}
+    siblings = find_sibling_logs(source.job_id, [logs[0].parent], [])
+    siblings = [p for p in siblings if ".err" not in p.name]
+    if not siblings:
+        return {}
+    return _own_samples(build_facts(collect_jobs(siblings[:1])[0], siblings[:1]))
+
+
 def merge_samples(*sources: dict[int, Sample]) -> tuple[Sample, ...]:
     """Union by epoch; the first source that has an epoch wins, later ones fill its gaps."""
     merged: dict[int, Sample] = {}
@@ -104,6 +120,8 @@ def trajectory_of(facts: JobFacts) -> Trajectory:
     resumes: tuple[int, ...] = ()
     if facts.source is not None and facts.source.epoch is not None:
         boundary = facts.source.epoch + 1
+        if not any(s.epoch < boundary for s in samples):
+            samples = merge_samples({s.epoch: s for s in samples}, _source_log_samples(facts))
         if any(s.epoch < boundary for s in samples) and any(s.epoch >= boundary for s in samples):
             resumes = (boundary,)
     return Trajectory(samples, resumes, facts.still_growing)
