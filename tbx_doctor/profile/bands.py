@@ -173,4 +173,13 @@ def load_reference(path: Path, t: LearningThresholds) -> Bands:
             f"{path}: no per-epoch loss or AP in this reference: pass a run's .out log, its "
             "output folder (log.txt) or a profile learned by `tbx-doctor profile learn`"
         )
-    return bands_from(trajectory, t, f"reference {path}")
+    return bands_from(trajectory, t, str(path))
+
+
+def with_reference(profile, reference: Path | None):
+    """The profile with `--reference`'s bands (a reference replaces the profile's [bands])."""
+    from dataclasses import replace
+
+    if reference is None:
+        return profile
+    return replace(profile, bands=load_reference(reference, profile.learning))

@@ -107,16 +107,18 @@ PROVENANCE: dict[str, Provenance] = {
         "low: one diverging run; reported only while AP is falling too",
     ),
     "regression_ratio": Provenance(
-        "half of the AP before a resume: twice the largest drop of run B's trend (0.79x)",
+        "half of the AP before a resume; run B's trend never fell below 0.79x its best, "
+        "across its three resumes included",
         "low: no real resume regressed",
     ),
     "band_ap_low": Provenance(
-        "run B's raw AP lies within 0.6-1.5x its own 3-epoch trend; half the reference's trend "
-        "is outside the noise of a same-config run",
+        "run B's raw AP lies within 0.75-1.5x its own 3-epoch trend; half the reference's "
+        "trend is outside that noise",
         "low-medium: one reference run",
     ),
     "band_loss_high": Provenance(
-        "epoch means of the loss move <3% between epochs in both runs; 1.2x is far outside that",
+        "run B's loss trend never rose above 1.02x its running minimum; a run 1.2x above the "
+        "reference's trend is outside anything a same-config run showed",
         "medium",
     ),
 }

@@ -179,12 +179,39 @@ def _off_reference(traj: Trajectory, profile: Profile) -> Finding | None:
 
 def check_learning(facts: JobFacts, profile: Profile) -> list[Finding]:
     """Collapse (or else not-learning), diverging loss, resume regression, reference band."""
-    traj = trajectory_of(facts)
+    job = f"job {facts.job_id}" if facts.job_id else "the job"
+    return learning_findings(trajectory_of(facts), profile, job)
+
+
+def learning_findings(traj: Trajectory, profile: Profile, job: str) -> list[Finding]:
+    """The learning findings of any trajectory (one job's, or a whole chain's in history)."""
     if not traj.samples:
         return []
-    t, job = profile.learning, f"job {facts.job_id}" if facts.job_id else "the job"
+    t = profile.learning
     found = [_collapse(traj, t, job)]
     if found[0] is None:
         found = [_not_learning(traj, t, job)]
     found += [_diverging(traj, t, job), _regression(traj, t), _off_reference(traj, profile)]
     return [f for f in found if f is not None]
+
+
+def learning_marks(traj: Trajectory, profile: Profile) -> list[tuple[str, int, int]]:
+    """(code, visible epoch, confirmed epoch) of each learning event, for plots and tables."""
+    t, ap, loss = profile.learning, traj.series("ap"), traj.series("loss")
+    marks = []
+    collapsed = T.collapse(ap, t)
+    stalled = None if collapsed else (T.ap_near_zero(ap, t) or T.loss_flat(loss, t))
+    for code, ev in (("ap-collapsed", collapsed), ("not-learning", stalled)):
+        if ev is not None:
+            marks.append((code, ev.visible, ev.confirmed))
+    rising = T.loss_rising(loss, t)
+    if rising is not None and T.ap_falling_at(ap, rising.confirmed, t):
+        marks.append(("loss-diverging", rising.visible, rising.confirmed))
+    if profile.bands is not None:
+        for series, metric in ((ap, "AP"), (loss, "loss")):
+            left = band_exit(series, profile.bands, metric, t)
+            if left is not None:
+                marks.append(
+                    (f"off-reference ({metric})", left.event.visible, left.event.confirmed)
+                )
+    return sorted(marks, key=lambda m: m[2])

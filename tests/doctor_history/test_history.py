@@ -116,7 +116,7 @@ def test_cli_json_fields_and_exit_code_on_real_logs():
     result = CliRunner().invoke(app, ["history", str(real_logs_dir()), "--format", "json"])
     assert result.exit_code == 1, result.output  # the first chain's AP collapsed (error)
     data = json.loads(result.stdout)
-    assert set(data) == {"schema", "jobs", "chains", "problems", "overall"}
+    assert set(data) == {"schema", "jobs", "chains", "problems", "overall", "curves"}
     assert data["schema"] == "tbx-doctor.history/1"
     job = next(j for j in data["jobs"] if j["job_id"] == "39707249")
     assert set(job) == set(JOB_FIELDS)
