@@ -174,3 +174,31 @@ def with_curves(paths: list, reference=None, compare: list | None = None):
         other = build_chains(build_history(compare, profile))
         history.compared = chain_curves(other.chains, other.rows, profile)
     return history
+
+
+def draw_learning(loss_ax, ap_ax, chain: Chain, history) -> None:
+    """On the PNG: the reference band, the --compare chains (grey), each event's epoch."""
+    curve = next((c for c in history.curves if c.jobs == chain.jobs), None)
+    if curve is None:
+        return
+    banded = [e for e in curve.epochs if e["band"] and e["band"]["ap_low"] is not None]
+    if banded:  # AP after epoch e is drawn at e + 1 (plot.py's convention)
+        xs = [e["epoch"] + 1 for e in banded]
+        low = [e["band"]["ap_low"] * 100 for e in banded]
+        high = [e["band"]["ap_high"] * 100 for e in banded]
+        ap_ax.fill_between(xs, low, high, color="0.6", alpha=0.2, label="reference band")
+    for other in history.compared:
+        points = [(e["epoch"] + 1, e["ap"] * 100) for e in other.epochs if e["ap"] is not None]
+        if points:
+            ap_ax.plot(*zip(*points, strict=True), color="0.5", lw=1, ls="-.",
+                       label=f"AP of {' → '.join(other.jobs)}")  # fmt: skip
+    for n, mark in enumerate(curve.marks):
+        colour = "#C44E52" if mark.code == "ap-collapsed" else "#DD8452"
+        for ax in (loss_ax, ap_ax):
+            ax.axvline(mark.visible + 1, color=colour, lw=1.5, ls=":")
+        ap_ax.annotate(
+            f"{mark.code}\nvisible {mark.visible}, called {mark.confirmed}",
+            (mark.visible + 1.2, 0.95 - 0.16 * n), xycoords=("data", "axes fraction"),
+            fontsize=7, color=colour, ha="left", va="top",
+        )  # fmt: skip
+    ap_ax.legend(loc="upper right", fontsize=8)

@@ -215,3 +215,15 @@ def learning_marks(traj: Trajectory, profile: Profile) -> list[tuple[str, int, i
                     (f"off-reference ({metric})", left.event.visible, left.event.confirmed)
                 )
     return sorted(marks, key=lambda m: m[2])
+
+
+def earliest_call(traj: Trajectory, profile: Profile) -> tuple[int, Finding] | None:
+    """The first epoch at which the doctor, seeing only the epochs up to it (as `watch` does),
+    raises a learning warning or error, and that finding."""
+    for n in range(1, len(traj.samples) + 1):
+        last = traj.samples[n - 1].epoch
+        seen = Trajectory(traj.samples[:n], tuple(r for r in traj.resumes if r <= last))
+        serious = [f for f in learning_findings(seen, profile, "the job") if f.severity != "info"]
+        if serious:
+            return last, serious[0]
+    return None
