@@ -10,7 +10,7 @@ epoch at which it had lasted `persist` epochs.
 
 from __future__ import annotations
 
-import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tbx_doctor.profile.learning_defaults import LearningThresholds
@@ -31,10 +31,17 @@ class Event:
     worst: float | None = None  # the most extreme trend value since `visible`
 
 
+def median(values: Iterable[float]) -> float:
+    """statistics.median without importing statistics (random, fractions, decimal) at start-up."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def trend(series: Series, window: int) -> Series:
     values = [v for _, v in series]
     return [
-        (epoch, statistics.median(values[max(0, i - window + 1) : i + 1]))
+        (epoch, median(values[max(0, i - window + 1) : i + 1]))
         for i, (epoch, _) in enumerate(series)
     ]
 
@@ -151,8 +158,8 @@ def resume_regression(series: Series, boundary: int, t: LearningThresholds, high
     after = [(e, v) for e, v in series if e >= boundary][:window]
     if not before or len(after) < t.persist:
         return None
-    b = statistics.median(v for _, v in before)
-    a = statistics.median(v for _, v in after)
+    b = median(v for _, v in before)
+    a = median(v for _, v in after)
     if higher_is_better:
         bad = b >= t.collapse_min_best and a < t.regression_ratio * b
     else:

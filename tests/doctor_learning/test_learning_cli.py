@@ -131,3 +131,12 @@ def test_reference_run_log_bands_a_weaker_run(tmp_path):
     assert "outside at 8 of 8 epochs compared" in off["explanation"]
     same = check_json(reference, "--reference", reference)
     assert "off-reference" not in {f["code"] for f in same["findings"]}
+
+
+def test_watch_takes_a_reference(tmp_path):
+    reference = run_log(tmp_path / "train_6003.out", healthy_ap(8), healthy_loss(8))
+    weak = run_log(tmp_path / "train_6004.out", [a / 5 for a in healthy_ap(8)], healthy_loss(8))
+    code, out = invoke("watch", weak, "--reference", reference, "--interval", "0.01",
+                       "--settle", "0", "--timeout", "5", "--format", "json")  # fmt: skip
+    codes = [json.loads(line)["code"] for line in out.splitlines() if '"finding"' in line]
+    assert "off-reference" in codes and code == 0

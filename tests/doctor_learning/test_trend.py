@@ -98,3 +98,10 @@ def test_earliest_call_replays_epoch_by_epoch():
     epoch, found = earliest_call(trajectory(aps, healthy_loss(12)), Profile())
     assert (epoch, found.code) == (9, "ap-collapsed")
     assert earliest_call(trajectory(healthy_ap(12), healthy_loss(12)), Profile()) is None
+
+
+@pytest.mark.parametrize("values", [[3.0], [2.0, 1.0], [5.0, 1.0, 3.0], [4.0, 1.0, 2.0, 3.0]])
+def test_median_matches_statistics(values):
+    import statistics
+
+    assert T.median(values) == statistics.median(values)
