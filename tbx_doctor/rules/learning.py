@@ -68,6 +68,19 @@ def _collapse(traj: Trajectory, t: LearningThresholds, job: str) -> Finding | No
     )
 
 
+def _loss_over(traj: Trajectory, t: LearningThresholds, first: int, last: int) -> str:
+    """How the loss trend moved over epochs first..last (flat, falling or rising)."""
+    smooth = [(e, v) for e, v in T.trend(traj.series("loss"), int(t.window)) if first <= e <= last]
+    if len(smooth) < 2:
+        return ""
+    change = smooth[-1][1] / smooth[0][1] - 1
+    shape = "flat" if abs(change) < t.loss_min_drop else ("falling" if change < 0 else "rising")
+    return (
+        f" Loss trend over the same epochs: {smooth[0][1]:.3f} -> {smooth[-1][1]:.3f} "
+        f"({change:+.0%}, {shape})."
+    )
+
+
 def _not_learning(traj: Trajectory, t: LearningThresholds, job: str) -> Finding | None:
     near_zero = T.ap_near_zero(traj.series("ap"), t)
     flat = T.loss_flat(traj.series("loss"), t)
@@ -88,6 +101,8 @@ def _not_learning(traj: Trajectory, t: LearningThresholds, job: str) -> Finding 
         )
     if near_zero is not None and flat is not None:
         what += f" The loss has not fallen either (lowest trend {flat.worst:.3f})."
+    elif near_zero is not None:
+        what += _loss_over(traj, t, ev.visible, ev.last)
     note, fix = _running(traj, ev.visible, job)
     return finding(
         "not-learning",
