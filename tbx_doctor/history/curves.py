@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from tbx_doctor.facts.trajectory import Sample, Trajectory
 from tbx_doctor.facts.trend import trend
-from tbx_doctor.history.chain import Chain
+from tbx_doctor.history.chain import Chain, History
 from tbx_doctor.history.rows import JobRow
 from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.report.sparkline import scale_note, sparkline
@@ -152,7 +152,7 @@ def _num(value: float | None) -> str:
     return "?" if value is None else f"{value:.3f}"
 
 
-def learning_lines(history, chain: Chain, rows: dict[str, JobRow]) -> list[str]:
+def learning_lines(history: History, chain: Chain, rows: dict[str, JobRow]) -> list[str]:
     """The chain's learning marks and findings, and the --compare chains beside it."""
     curve = next((c for c in history.curves if c.jobs == chain.jobs), None)
     lines = curve_lines(curve, [rows[j] for j in chain.jobs])
@@ -161,7 +161,7 @@ def learning_lines(history, chain: Chain, rows: dict[str, JobRow]) -> list[str]:
     return lines
 
 
-def with_curves(paths: list, reference=None, compare: list | None = None):
+def with_curves(paths: list, reference=None, compare: list | None = None) -> History:
     """build_history + build_chains, with each chain's Curve (and the --compare chains')."""
     from tbx_doctor.history.chain import build_chains
     from tbx_doctor.history.rows import build_history
@@ -176,7 +176,7 @@ def with_curves(paths: list, reference=None, compare: list | None = None):
     return history
 
 
-def draw_learning(loss_ax, ap_ax, chain: Chain, history) -> None:
+def draw_learning(loss_ax, ap_ax, chain: Chain, history: History) -> None:
     """On the PNG: the reference band, the --compare chains (grey), each event's epoch."""
     curve = next((c for c in history.curves if c.jobs == chain.jobs), None)
     if curve is None:

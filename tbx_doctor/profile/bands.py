@@ -13,11 +13,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tbx_doctor.errors import DoctorError
 from tbx_doctor.facts.trajectory import Sample, Trajectory, merge_samples
 from tbx_doctor.facts.trend import Event, sustained, trend
 from tbx_doctor.profile.learning_defaults import LearningThresholds
+
+if TYPE_CHECKING:
+    from tbx_doctor.profile.expectations import Profile
 
 BAND_KEYS = ("epochs", "loss_low", "loss_high", "ap_low", "ap_high")
 
@@ -176,7 +180,7 @@ def load_reference(path: Path, t: LearningThresholds) -> Bands:
     return bands_from(trajectory, t, str(path))
 
 
-def with_reference(profile, reference: Path | None):
+def with_reference(profile: Profile, reference: Path | None) -> Profile:
     """The profile with `--reference`'s bands (a reference replaces the profile's [bands])."""
     from dataclasses import replace
 
