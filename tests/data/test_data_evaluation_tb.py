@@ -112,3 +112,15 @@ def test_protocol_report_states_both_denominators():
     assert "FROC as the user's script: 3 GT boxes; FPs from 2 images divided by 4 images" in text
     assert "FROC corrected: 3 GT boxes; FPs from 2 images divided by 2 images" in text
     assert "TB-only class-agnostic AP 0.750  AP50 0.750" in text
+
+
+def test_no_detections_and_no_tb_images_give_defined_numbers():
+    coco = load_coco_gt(_gt())
+    empty = evaluate_tb_protocol(coco, [], FPI)
+    assert empty.froc_user.sensitivity == (0.0,) * len(FPI)
+    assert empty.froc_corrected.sensitivity == (0.0,) * len(FPI)
+    assert empty.coco.stats[0] == 0.0
+    healthy = _gt()
+    healthy["annotations"] = []
+    none = froc_corrected(load_coco_gt(healthy), DETECTIONS, FPI)
+    assert none.sensitivity == (-1.0,) * len(FPI) and none.fp_denominator == 0  # undefined
