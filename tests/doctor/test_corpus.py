@@ -36,9 +36,7 @@ CASES = scorer.load_cases()
 # case id -> why the doctor misses it today (shrink this as the doctor learns).
 KNOWN_MISSES: dict[str, str] = {
     "deep-object-pose-220-healthy": "cut mid-training, not called incomplete-log",
-    "detr-460-healthy-one-line": "cut mid-training, not called incomplete-log",
     "mmdet-3446-healthy-cascade": "cut mid-training, not called incomplete-log",
-    "detectron2-214-healthy-events": "cut mid-training, not called incomplete-log",
     "keras-retinanet-327-healthy-epoch": "cut mid-training, not called incomplete-log",
     "spsr-38-healthy-gan-iterations": "cut mid-training, not called incomplete-log",
     "uctransnet-2-healthy-iterations": "cut mid-training, not called incomplete-log",
