@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from tbx_doctor.commands.usage import USAGE_EXIT, refuses_stdin
 from tbx_doctor.errors import DoctorError
 
 
@@ -69,6 +70,8 @@ def run(paths: list[Path], expect: str | None, profile: Path | None, fmt: str, s
     from tbx_doctor.diagnosis import diagnose
     from tbx_doctor.profile.expectations import load_profile
 
+    if refuses_stdin(paths):
+        return USAGE_EXIT
     try:
         reports = diagnose(paths, load_profile(profile, expect))
     except DoctorError as exc:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from tbx_doctor.commands.usage import USAGE_EXIT, refuses_stdin
 from tbx_doctor.errors import DoctorError
 
 
@@ -57,6 +58,8 @@ def run(paths: list[Path], fmt: str, plot: Path | None, strict: bool) -> int:
     from tbx_doctor.history.chain import build_chains
     from tbx_doctor.history.rows import build_history
 
+    if refuses_stdin(paths):
+        return USAGE_EXIT
     try:
         history = build_chains(build_history(paths))
         if plot is not None:

@@ -199,7 +199,8 @@ def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
                 [facts.last_line],
                 f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
                 f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
-                "Look at the job's .err file and `sacct -j JOBID` for how it ended.",
+                "Look at the job's .err file and "
+                f"`sacct -j {facts.job_id or 'JOBID'}` for how it ended.",
             )
         )
     return found

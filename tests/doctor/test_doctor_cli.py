@@ -211,20 +211,6 @@ def test_import_is_light_and_small_log_is_fast(tmp_path):
     assert elapsed < 2.0  # the 0.5 s target is measured by benchmarks/ on an idle machine
 
 
-def test_fast_path_matches_typer_path(incident, capsys):
-    from tbx_doctor.commands import fast
-
-    log = str(incident / "train_tbx11k_39581627.out")
-    typer_out = CliRunner().invoke(app, ["check", log, "--format", "json"]).stdout
-    capsys.readouterr()
-    assert fast.run(["check", log, "--format", "json"]) == 1
-    assert json.loads(capsys.readouterr().out) == json.loads(typer_out)
-    # A bad value is answered here (one line, exit 2); options it does not know go to typer.
-    assert fast.run(["check", log, "--format", "yaml"]) == 2
-    assert fast.run(["check", log, "--formats", "json"]) is None
-    assert fast.run(["check", "--help"]) is None and fast.run(["codes"]) is None
-
-
 def test_missing_note_names_a_local_checkpoint(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
