@@ -19,7 +19,7 @@ import typer
 from tbx_doctor.commands.check import Expect, exit_code
 from tbx_doctor.errors import DoctorError, InputNotFound
 
-TOP_FINDINGS = 3
+OTHER_FINDINGS = 3  # findings beyond those telling how the job ended (those are never cut)
 
 
 def _scontrol_paths(job_id: str) -> list[Path]:
@@ -69,6 +69,22 @@ def report_path(log: Path) -> Path:
     return log.with_name(name + ".doctor.json")
 
 
+def summary_lines(report: dict) -> list[str]:
+    """How the job ended first (verdict, job, the ending in words), then the findings that
+    tell the ending (all of them), then up to OTHER_FINDINGS others and how many are left."""
+    from tbx_doctor.report import glance
+
+    job = report["run"].get("job_id") or report["files"][0]
+    lines = [f"tbx-doctor: {report['verdict'].upper()}: job {job}: {glance.how_it_ended(report)}"]
+    ordered = glance.ending_first(report["findings"])
+    ending = [f for f in ordered if f["code"] in glance.ENDING_CODES]
+    shown = ending + ordered[len(ending) :][:OTHER_FINDINGS]
+    lines.extend(f"  {f['severity']}: {f['code']}: {f['title']}" for f in shown)
+    if len(ordered) > len(shown):
+        lines.append(f"  (+{len(ordered) - len(shown)} more in the report)")
+    return lines
+
+
 def command(
     log: Annotated[
         Path | None, typer.Option(help="The job's log; default: found from the SLURM environment.")
@@ -79,7 +95,10 @@ def command(
     expect: Annotated[
         Expect | None, typer.Option(help="The path the run should have taken.")
     ] = None,
-    profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(envvar="TBX_DOCTOR_PROFILE", help="TOML file of expectations."),
+    ] = None,
 ) -> None:
     """Post-job hook: diagnose the log, write <stem>.doctor.json beside it, print a summary."""
     raise typer.Exit(run(log, strict, expect.value if expect else None, profile))
@@ -107,8 +126,6 @@ def run(
     except OSError as exc:
         written = f"report not written ({target}: {exc.strerror})"
     for r in reports:
-        print(f"tbx-doctor: {report.headline(r)}")
-        for f in r.findings[:TOP_FINDINGS]:
-            print(f"  {f.severity}: {f.code}: {f.title}")
+        print("\n".join(summary_lines(r.to_dict())))
     print(f"  {written}")
     return exit_code(reports, True) if strict else 0
