@@ -78,7 +78,7 @@ def run(paths: list[Path], fmt: str, plot: Path | None, strict: bool) -> int:
     else:
         from rich.console import Console
 
-        history_render.render_text(history, Console(highlight=False, width=200))
+        history_render.render_text(history, Console(highlight=False))
         if plot is not None:
             print(f"plot written to {plot}")
     verdicts = {r.verdict for r in history.rows}
