@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from tbx_doctor.diagnosis import SCHEMA, Report
 from tbx_doctor.report import glance
+from tbx_doctor.rules.describe import where
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -124,7 +125,7 @@ def _markdown_report(report: Report) -> list[str]:
             f"### `{f.code}` ({f.severity}): {f.title}\n\n{tidy(f.explanation)}\n\n"
             f"**Fix:** {tidy(f.fix)}\n"
         )
-        parts.extend(f"- `{e.file}:{e.line}`: `{e.text.strip()[:200]}`" for e in f.evidence)
+        parts.extend(f"- `{where(e)}`: `{e.text.strip()[:200]}`" for e in f.evidence)
         parts.append("")
     parts.append("### Checklist\n")
     parts.extend(
@@ -204,7 +205,7 @@ def _render_one(report: Report, console: Console) -> None:
         _paragraph(console, label, SEVERITY_STYLE[f.severity], f.title, 2)
         _paragraph(console, "  ", "", tidy(f.explanation), 2)
         for e in f.evidence:
-            _quote(console, f"{e.file}:{e.line}", e.text)
+            _quote(console, where(e), e.text)
         _paragraph(console, "  fix: ", "green", tidy(f.fix), 7)
     console.print("\n[bold]Checklist[/]")
     for i in report.checklist:

@@ -136,7 +136,9 @@ def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     return [
         finding(
             "immediate-exit",
-            f"The job exited after {minutes(facts.wall_seconds)} without training",
+            f"The job exited after {minutes(facts.wall_seconds)} without training"
+            if facts.wall_seconds is not None
+            else "The job exited without training",
             [facts.start, facts.training_time_line, facts.end],
             explanation,
             "See the root-cause finding (zero-epochs / crash) above; fix it before resubmitting.",
