@@ -48,8 +48,9 @@ RUN_KEYS = (
     "output_dir",
 )
 SUMMARY_COLUMNS = ("job", "state", "epochs", "how it ended", "verdict", "main finding")
-# A float printed with its full repr (5+ decimals), outside a `quoted` log excerpt.
-_LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{5,}(?![\w.])")
+# A float printed with its full repr (7+ decimals: logs print at most 6, e.g. `lr: 0.000100`),
+# outside a `quoted` log excerpt.
+_LONG_FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d{7,}(?![\w.])")
 
 
 def round_number(value: float) -> str:
@@ -173,7 +174,7 @@ def _quote(console: Console, where: str, text: str) -> None:
     """One evidence line, cut at the console's width."""
     from rich.text import Text
 
-    line = f"    {where}  {' '.join(text.split())}"
+    line = f"    {where}  {text.strip()}".replace("\t", " ")
     if len(line) > console.width:
         line = line[: console.width - 3] + "..."
     console.print(Text(line, style="dim"), soft_wrap=True)

@@ -16,7 +16,7 @@ from tbx_doctor.commands.hook import summary_lines
 from tbx_doctor.report.render import round_number, tidy
 
 INCIDENT = REPO / "fixtures" / "incident"
-LONG_FLOAT = re.compile(r"\d\.\d{5,}")
+LONG_FLOAT = re.compile(r"\d\.\d{7,}")
 
 
 def _check(*argv: str, columns: int = 80) -> str:
@@ -165,3 +165,11 @@ def test_job_scripts_pass_the_profile_to_the_hook(tmp_path):
         ["bash", "-c", script], env=env, capture_output=True, text=True, cwd=tmp_path
     )
     assert "-m tbx_doctor hook --expect resume\n" in without.stdout
+
+
+@pytest.mark.real_logs
+def test_a_run_folder_checklist_rounds_log_txt_loss(real_logs):
+    text = _check(str(real_logs / "outputs" / "tbx11k_run_39627174"))
+    item = next(line for line in text.splitlines() if "Epoch 0 mean loss about" in line)
+    assert "fail (3.18 at" in item  # log.txt holds 3.179304662536932
+    assert "3.179304662536932" not in text
