@@ -208,7 +208,9 @@ def test_import_is_light_and_small_log_is_fast(tmp_path):
     elapsed = time.perf_counter() - start
     assert "HEAVY []" in proc.stderr, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "healthy"
-    assert elapsed < 2.0  # the 0.5 s target is measured by benchmarks/ on an idle machine
+    # Start-up time (CPU) is test_doctor_cli_errors.test_start_up_is_under_a_second; this
+    # wall bound only catches a hang on the shared machine.
+    assert elapsed < 10.0
 
 
 def test_missing_note_names_a_local_checkpoint(tmp_path):
