@@ -117,7 +117,7 @@ def run(
         # The hook runs after the trainer ended: the log is complete even if just written.
         reports = diagnose([path], load_profile(profile, expect), log_complete=True)
     except DoctorError as exc:
-        print(f"tbx-doctor hook: {exc}", file=sys.stderr)
+        print(f"tbx-doctor: error: {exc}", file=sys.stderr)  # the job still exits 0
         return 2 if strict else 0
     target = report_path(path)
     try:

@@ -29,6 +29,7 @@ ERRORS = [
     (["check", "-"], STDIN_REFUSED.removeprefix("tbx-doctor: error: ")),
     (["history", "-"], STDIN_REFUSED.removeprefix("tbx-doctor: error: ")),
     (["watch", "-"], "give the job's log path, not - (stdin)"),
+    (["hook", "--strict", "--log", MISSING], MISSING),
 ]
 
 
