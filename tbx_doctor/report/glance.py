@@ -148,7 +148,7 @@ def how_it_ended(report: dict, short: bool = False) -> str:
     eval_only = run.get("eval_only")
     phrases = {
         "completed": "finished" + (" (evaluation only)" if eval_only and not short else ""),
-        "zero-epochs": "no epoch trained" if short else "ended without training an epoch",
+        "zero-epochs": "no epoch trained" if short else "exited without training an epoch",
         "running": f"running {_position(run, short)}".strip(),
         "unknown": "?" if short else "unknown: no line says how it ended",
     }

@@ -171,7 +171,7 @@ def test_hook_writes_report_beside_log(incident):
     assert result.exit_code == 0
     assert (
         result.output.splitlines()[0]
-        == "tbx-doctor: FAILED: job 39581627: ended without training an epoch"
+        == "tbx-doctor: FAILED: job 39581627: exited without training an epoch"
     )
     written = json.loads(report_path(log).read_text())
     assert report_path(log).name == "train_tbx11k_39581627.doctor.json"
