@@ -2,7 +2,7 @@
 
 JSON (`tbx-doctor.history/1`): {"schema", "jobs": [row with its "epochs"], "chains": [...],
 "problems": [{"kind", "jobs", "text"}], "overall": {...}}. CSV is the pandas table, one row
-per job (columns `history.COLUMNS`).
+per job (columns `COLUMNS`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from tbx_doctor.history.chain import Chain, History
-from tbx_doctor.history.rows import JobRow, to_frame
+from tbx_doctor.history.rows import JobRow
 from tbx_doctor.report.sparkline import scale_note, sparkline
 
 if TYPE_CHECKING:
@@ -38,6 +38,40 @@ def to_dict(history: History) -> dict:
         "problems": [asdict(p) for p in history.problems],
         "overall": history.overall,
     }
+
+
+COLUMNS = (
+    "job_id",
+    "kind",
+    "start",
+    "wall_seconds",
+    "ending",
+    "ending_detail",
+    "path",
+    "source_job",
+    "first_epoch",
+    "last_epoch",
+    "iterations",
+    "seconds_per_epoch",
+    "last_loss",
+    "last_ap",
+    "last_ap50",
+    "last_ema_ap",
+    "strategy",
+    "lost_seconds",
+)
+
+
+INTEGER_COLUMNS = ("first_epoch", "last_epoch", "iterations")
+
+
+def to_frame(rows: list[JobRow]):
+    """rows -> pandas.DataFrame with COLUMNS (pandas imported here: never at start-up)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{c: getattr(r, c) for c in COLUMNS} for r in rows], columns=COLUMNS)
+    # Epochs and counts are integers; None must not turn a column into floats (24.0).
+    return frame.astype({c: "Int64" for c in INTEGER_COLUMNS})
 
 
 def render_json(history: History) -> str:
@@ -74,6 +108,14 @@ def _epochs(row: JobRow) -> str:
     return f"{row.first_epoch}-{last}" if row.first_epoch != row.last_epoch else last
 
 
+def _minutes_per_epoch(row: JobRow) -> str:
+    """Training minutes per epoch; `?` for a training job whose `Total time` lines are not
+    among the files (MIN_EPOCH_NOTE), `-` for an evaluation job."""
+    if row.seconds_per_epoch is not None:
+        return f"{row.seconds_per_epoch / 60:.1f}"
+    return "?" if row.kind == "train" and row.first_epoch is not None else "-"
+
+
 def cells(row: JobRow) -> tuple[str, ...]:
     """One table row of text cells (shared by the text and markdown renderers)."""
     ending = row.ending + (f" ({row.ending_detail})" if row.ending_detail else "")
@@ -90,7 +132,7 @@ def cells(row: JobRow) -> tuple[str, ...]:
         path,
         _epochs(row),
         _num(row.iterations_per_epoch, "d"),
-        _num(row.seconds_per_epoch / 60 if row.seconds_per_epoch else None, ".1f"),
+        _minutes_per_epoch(row),
         _num(row.last_loss, ".3f"),
         _pct(row.last_ap),
         _pct(row.last_ap50),

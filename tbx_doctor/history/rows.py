@@ -4,8 +4,8 @@
 (`reading.job_files`, `facts.build.build_facts`, `diagnosis.diagnose_facts`); nothing here parses
 a log.
 A job whose `.out` is missing (only SLURM's `.err` survived) is completed from its run output
-directory (`outputs/*_<jobid>/log.txt`) when one lies beside the logs. `to_frame` turns rows
-into a pandas DataFrame (pandas is imported there, never at start-up).
+directory (`outputs/*_<jobid>/log.txt`) when one lies beside the logs. (`history.render.to_frame`
+turns rows into a pandas DataFrame for the CSV.)
 """
 
 from __future__ import annotations
@@ -370,37 +370,3 @@ def _order(row: JobRow) -> tuple:
     first = row.first_epoch if row.first_epoch is not None else math.inf
     number = int(row.job_id) if row.job_id and row.job_id.isdigit() else math.inf
     return (row.start or row.end or "9999", first, number, row.job_id or "")
-
-
-COLUMNS = (
-    "job_id",
-    "kind",
-    "start",
-    "wall_seconds",
-    "ending",
-    "ending_detail",
-    "path",
-    "source_job",
-    "first_epoch",
-    "last_epoch",
-    "iterations",
-    "seconds_per_epoch",
-    "last_loss",
-    "last_ap",
-    "last_ap50",
-    "last_ema_ap",
-    "strategy",
-    "lost_seconds",
-)
-
-
-INTEGER_COLUMNS = ("first_epoch", "last_epoch", "iterations")
-
-
-def to_frame(rows: list[JobRow]):
-    """rows -> pandas.DataFrame with COLUMNS (pandas imported here: never at start-up)."""
-    import pandas as pd
-
-    frame = pd.DataFrame([{c: getattr(r, c) for c in COLUMNS} for r in rows], columns=COLUMNS)
-    # Epochs and counts are integers; None must not turn a column into floats (24.0).
-    return frame.astype({c: "Int64" for c in INTEGER_COLUMNS})

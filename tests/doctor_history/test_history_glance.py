@@ -67,6 +67,7 @@ def test_min_per_epoch_is_training_time_in_every_row():
     # evaluation included), which is kept apart as each epoch's wall_seconds.
     assert 14 * 60 < rows["39687560"].seconds_per_epoch < 17 * 60
     assert rows["39430799"].seconds_per_epoch is None  # only log.txt: unknown, not 19.3
+    assert cells(rows["39430799"])[8] == "?" and cells(rows["39687560"])[8] == "15.2"
     assert rows["39430799"].epochs[0].wall_seconds > 18 * 60
 
 
