@@ -88,9 +88,7 @@ def main() -> None:
         f"({check_s / grep_s:.1f}x grep wall, {check_cpu / grep_cpu:.1f}x CPU; target <= 3x)"
     )
     print(f"check peak RSS       : {peak_mb:.0f} MB (target <= 200 MB)")
-    print(
-        f"check on a small log : {small_s:.2f} s (target < 1 s); heavy modules imported: {heavy}"
-    )
+    print(f"check on a small log : {small_s:.2f} s (target < 1 s); heavy modules imported: {heavy}")
 
 
 if __name__ == "__main__":
