@@ -82,7 +82,11 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
     if traces and not explained and not any(f.code == "crash-traceback" for f in found):
         trace = traces[-1]
         exc = _exception_after(facts, trace)
-        what = f"`{exc.text.strip()[:300]}`" if exc else "no exception line follows (log cut off?)"
+        what = (
+            f"ending in `{exc.text.strip()[:300]}`"
+            if exc
+            else "with no exception line after it (the log may be cut off)"
+        )
         if facts.signal("box_assert"):
             return found  # the NaN rule reports it: the box assertion is its usual symptom
         found.append(
@@ -90,8 +94,7 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
                 "crash-traceback",
                 "A Python exception ended the job",
                 [trace, exc],
-                f"Traceback at {where(trace)} ending in {what}; the job was "
-                f"{progress_at_end(facts)}.",
+                f"Traceback at {where(trace)} {what}; the job was {progress_at_end(facts)}.",
                 "Fix the error the exception names; the frames above it show where it was raised.",
             )
         )
