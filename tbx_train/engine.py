@@ -313,9 +313,9 @@ def _eval_batch(
     The values are this rank's own: no collective per batch (see _reduce_meters).
     """
     images, masks, targets = to_device(batch, ctx.device)
-    with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-        outputs = model(images, masks)
-        loss_dict = ctx.criterion(outputs, targets)
+    # Always fp32, whatever training's autocast: AP must not depend on the training precision.
+    outputs = model(images, masks)
+    loss_dict = ctx.criterion(outputs, targets)
     terms = weighted_terms(loss_dict, ctx.criterion.weight_dict)
     values = {name: float(v) for name, v in {"loss": sum(terms.values()), **terms}.items()}
     class_error = float(loss_dict.get("class_error", torch.tensor(0.0)))

@@ -22,6 +22,7 @@ import torch
 
 from tbx_train.checkpoint import best_path, dataset_facts, epoch_path, latest_path, save_checkpoint
 from tbx_train.config import ConfigError, RunConfig
+from tbx_train.config_files import write_resolved
 from tbx_train.distributed import DistInfo, init_distributed
 from tbx_train.engine import EpochPlan, EvalResult, TrainContext, evaluate, train_one_epoch
 from tbx_train.logs import (
@@ -140,6 +141,8 @@ def start_session(
     _check_world_size(config, world_size)
     say = write if rank == 0 else (lambda _line: None)
     plan = plan_run(config, world_size)
+    if rank == 0:  # the resolved config beside the checkpoints (config.toml reruns it)
+        write_resolved(config, Path(config.train.output_dir))
     data = build_run_data(config, rank, world_size)
     for line in data.report_lines():
         say(line)

@@ -6,7 +6,6 @@ them; `checkpoint_payload` assembles the DESIGN 4.5 dict (through tbx_train.chec
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch import nn
 
 from tbx_train.checkpoint import build_checkpoint, build_strategy, load_checkpoint, model_state
 from tbx_train.config import RunConfig
+from tbx_train.config_files import config_dict
 from tbx_train.ema import ModelEma
 from tbx_train.engine import resolve_amp
 from tbx_train.model import build_dino
@@ -116,7 +116,7 @@ def checkpoint_payload(
         completed=completed,
         epochs_planned=train.epochs,
         strategy=build_strategy(train.batch_size, train.grad_accum, world_size),
-        config=dataclasses.asdict(config),
+        config=config_dict(config),
         dataset=dataset,
         metrics=metrics,
     )
