@@ -32,6 +32,8 @@ from tbx_train.checkpoint import (
     load_checkpoint,
 )
 from tbx_train.config import ModelConfig, RunConfig
+from tbx_train.config_check import config_differences
+from tbx_train.config_files import config_dict
 from tbx_train.plan_checks import (
     PlanRefused,
     SourceFacts,
@@ -72,6 +74,7 @@ class PlanRequest:
     allow_strategy_change: bool = False
     lr_drops: tuple[int, ...] = ()  # epochs at which the schedule divides the rates by ten
     multi_step: bool = False  # lr_drops come from --lr-drop-epochs (else StepLR(lr_drop))
+    config: Mapping[str, Any] | None = None  # {section.field: value}, compared on resume
 
     @property
     def effective_batch(self) -> int:
@@ -121,6 +124,12 @@ def request_from_config(config: RunConfig, world_size: int) -> PlanRequest:
         allow_strategy_change=train.allow_strategy_change,
         lr_drops=tuple(train.lr_drops()),
         multi_step=bool(train.lr_drop_epochs),
+        config={
+            f"{section}.{name}": value
+            for section, part in config_dict(config).items()
+            if isinstance(part, dict)
+            for name, value in part.items()
+        },
     )
 
 
@@ -135,9 +144,30 @@ def decide_plan(request: PlanRequest) -> RunPlan:
     check_epochs_left(request, facts)
     check_model(request, facts)
     change = check_strategy(request, facts)
+    differences = check_config(request, facts, payload)
     if request.pretrained is not None and request.resume == "auto":
         notes += (f"--pretrained {request.pretrained} not used: the resumed weights replace it",)
-    return _resume_plan(request, facts, change, notes)
+    return _resume_plan(request, facts, change, notes, differences)
+
+
+def check_config(
+    request: PlanRequest, facts: SourceFacts, payload: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """Refuse differences the saved state cannot take; return the others as warning lines."""
+    differences = config_differences(payload, request.config or {})
+    refused = [d.line() for d in differences if d.severity == "refuse"]
+    if refused:
+        raise PlanRefused(
+            f"checkpoint {facts.path} ({facts.kind}) was saved with another config: "
+            + "; ".join(refused),
+            "resume with the checkpoint's values (its run folder's config.toml: --config "
+            "config.toml), or load the tensors that fit with " + _fresh_fix(facts.path),
+        )
+    return tuple(f"config differs from the checkpoint's: {d.line()}" for d in differences)
+
+
+def _fresh_fix(path: Path) -> str:
+    return f"--pretrained {path} --resume never with a new --output-dir"
 
 
 def _check_request(request: PlanRequest) -> None:
@@ -248,7 +278,11 @@ def _start_plan(request: PlanRequest, notes: tuple[str, ...]) -> RunPlan:
 
 
 def _resume_plan(
-    request: PlanRequest, facts: SourceFacts, change: str | None, notes: tuple[str, ...]
+    request: PlanRequest,
+    facts: SourceFacts,
+    change: str | None,
+    notes: tuple[str, ...],
+    differences: tuple[str, ...] = (),
 ) -> RunPlan:
     return _make_plan(
         request,
@@ -261,17 +295,20 @@ def _resume_plan(
         source_strategy=facts.strategy,
         strategy_change=change,
         notes=notes,
+        extra_warnings=differences,
     )
 
 
-def _make_plan(request: PlanRequest, **fields: Any) -> RunPlan:
+def _make_plan(
+    request: PlanRequest, extra_warnings: tuple[str, ...] = (), **fields: Any
+) -> RunPlan:
     """A RunPlan with the request's epochs and strategy (the run's side of every plan)."""
     return RunPlan(
         epochs=request.epochs,
         batch_size=request.batch_size,
         grad_accum=request.grad_accum,
         world_size=request.world_size,
-        warnings=schedule_warnings(request),
+        warnings=schedule_warnings(request) + extra_warnings,
         **fields,
     )
 

@@ -158,7 +158,8 @@ def check_model(request: PlanRequest, facts: SourceFacts) -> None:
         raise PlanRefused(
             f"checkpoint {facts.path} ({facts.kind}) has a different model shape: "
             + ", ".join(differ),
-            "resume with the checkpoint's model settings (--model-preset), or load the tensors "
+            "resume with the checkpoint's model settings (--set model.FIELD=VALUE), or load the "
+            "tensors "
             "that fit with " + _fresh_fix(facts.path),
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from torch import Tensor
@@ -35,19 +35,44 @@ class RunData:
     val_json: str
     categories: list[str]
 
+    notes: tuple[str, ...] = ()
+
     def report_lines(self) -> list[str]:
         """The start-up data report of both splits (counts; nothing dropped silently)."""
-        return [*self.train_set.report.render(), *self.val_set.report.render()]
+        return [*self.train_set.report.render(), *self.val_set.report.render(), *self.notes]
+
+
+# The crop branch's settings: passed on when the data layer's TransformConfig has them.
+CROP_FIELDS = ("crop_resize_sizes", "crop_min", "crop_max", "crop_prob")
+
+
+def crop_branch_supported() -> bool:
+    """Whether this build's transform takes the crop branch's settings."""
+    return set(CROP_FIELDS) <= {f.name for f in fields(TransformConfig)}
 
 
 def transform_config(data: DataConfig) -> TransformConfig:
-    """The data layer's augmentation settings from the run's DataConfig."""
-    return TransformConfig(
-        train_sizes=tuple(data.train_sizes),
-        val_size=data.val_size,
-        max_size=data.max_size,
-        flip_prob=data.flip_prob,
-    )
+    """The data layer's augmentation settings from the run's DataConfig; evaluation at
+    `data.eval_size()` (max(train_sizes) unless val_size is set)."""
+    values: dict[str, object] = {
+        "train_sizes": tuple(data.train_sizes),
+        "val_size": data.eval_size(),
+        "max_size": data.max_size,
+        "flip_prob": data.flip_prob,
+    }
+    if crop_branch_supported():
+        values.update({name: getattr(data, name) for name in CROP_FIELDS})
+    return TransformConfig(**values)  # type: ignore[arg-type]
+
+
+def augmentation_note(data: DataConfig) -> str | None:
+    """A start-up line when the config asks for the crop branch and this build lacks it."""
+    if data.crop_prob > 0 and not crop_branch_supported():
+        return (
+            f"Note: data.crop_prob={data.crop_prob} but this build's transform has no crop "
+            "branch yet: training uses flip + multi-scale resize only"
+        )
+    return None
 
 
 def build_run_data(config: RunConfig, rank: int, world_size: int) -> RunData:
@@ -71,7 +96,7 @@ def build_run_data(config: RunConfig, rank: int, world_size: int) -> RunData:
     train_loader = DataLoader(train_set, batch_sampler=sampler, **workers)
     val_loader = DataLoader(
         val_set,
-        batch_size=train.batch_size,
+        batch_size=train.val_batch_size,  # official: 1, no image padded to another's size
         sampler=ShardSampler(len(val_set), world_size, rank),
         **workers,
     )
@@ -84,6 +109,7 @@ def build_run_data(config: RunConfig, rank: int, world_size: int) -> RunData:
         str(source.train_json),
         str(source.val_json),
         list(train_set.category_names),
+        tuple(note for note in [augmentation_note(data)] if note),
     )
 
 
