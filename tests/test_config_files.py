@@ -91,3 +91,20 @@ def test_config_show_prints_the_resolved_config():
     assert "epochs = 60" in result.output and "num_queries = 300" in result.output
     bad = runner.invoke(app, ["config", "show", "--set", "train.nope=1"])
     assert bad.exit_code == 2 and "unknown config key 'train.nope'" in bad.output
+
+
+def test_model_knobs_reach_the_model_loss_and_matcher():
+    from torch import nn
+
+    from tbx_train.model import build_dino
+
+    config = resolve_config("tiny", sets=[
+        "model.focal_alpha=0.75", "model.dropout=0.1", "model.num_queries=60",
+        "model.dn_box_noise_scale=0.4", "model.dn_label_noise_ratio=0.3",
+    ]).model  # fmt: skip
+    model, criterion, _ = build_dino(config)
+    assert criterion.focal_alpha == criterion.matcher.focal_alpha == 0.75
+    dropouts = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert dropouts and set(dropouts) == {0.1}
+    assert model.transformer.tgt_embed.weight.shape[0] == 60
+    assert (model.config.dn_box_noise_scale, model.config.dn_label_noise_ratio) == (0.4, 0.3)
