@@ -64,11 +64,23 @@ def saved_values(payload: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(args, argparse.Namespace):
         return official_values(vars(args))
     config = payload.get("config") or {}
-    return {
+    values = {
         f"{section}.{name}": value
         for section in ("model", "data", "train")
         for name, value in (config.get(section) or {}).items()
     }
+    return {**_older_defaults(values), **values}
+
+
+def _older_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """What checkpoints of tbx-train before these fields existed trained with: always 3 parameter
+    groups (sampling offsets at 0.1 x lr) and a frozen stem."""
+    implied = {}
+    if "train.lr_linear_proj_mult" in values:
+        implied["train.param_dict_type"] = "ddetr_in_mmdet"
+    if "model.backbone" in values:
+        implied["model.freeze_stem"] = True
+    return implied
 
 
 def config_differences(

@@ -18,6 +18,7 @@ work raises `PlanRefused` whose message names both sides and the fix. Rules:
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,13 +156,14 @@ def check_config(
 ) -> tuple[str, ...]:
     """Refuse differences the saved state cannot take; return the others as warning lines."""
     differences = config_differences(payload, request.config or {})
-    refused = [d.line() for d in differences if d.severity == "refuse"]
+    refused = [d for d in differences if d.severity == "refuse"]
     if refused:
+        sets = " ".join(f"--set {d.key}={json.dumps(d.saved)}" for d in refused)
         raise PlanRefused(
             f"checkpoint {facts.path} ({facts.kind}) was saved with another config: "
-            + "; ".join(refused),
-            "resume with the checkpoint's values (its run folder's config.toml: --config "
-            "config.toml), or load the tensors that fit with " + _fresh_fix(facts.path),
+            + "; ".join(d.line() for d in refused),
+            f"resume with the checkpoint's values ({sets}; or its run folder's config.toml: "
+            "--config config.toml), or load the tensors that fit with " + _fresh_fix(facts.path),
         )
     return tuple(f"config differs from the checkpoint's: {d.line()}" for d in differences)
 

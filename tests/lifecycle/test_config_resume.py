@@ -64,6 +64,22 @@ def test_plan_warns_on_soft_differences_and_refuses_layout_changes(write_ckpt, t
         decide_plan(request_from_config(unfrozen, 1))
 
 
+def test_checkpoints_of_earlier_versions_count_as_three_groups_and_a_frozen_stem(
+    write_ckpt, tmp_path
+):
+    base = replace(run_preset("tbx11k-1gpu"), train=replace(
+        run_preset("tbx11k-1gpu").train, output_dir=str(tmp_path / "run")))  # fmt: skip
+    payload = _saved(base)
+    del payload["config"]["train"]["param_dict_type"], payload["config"]["model"]["freeze_stem"]
+    write_ckpt("run/checkpoint.pth", payload)
+    with pytest.raises(PlanRefused) as refused:
+        decide_plan(request_from_config(base, 1))
+    assert "train.param_dict_type 'ddetr_in_mmdet' -> 'default'" in str(refused.value)
+    assert '--set train.param_dict_type="ddetr_in_mmdet"' in str(refused.value)
+    older = replace(base, train=replace(base.train, param_dict_type="ddetr_in_mmdet"))
+    assert decide_plan(request_from_config(older, 1)).mode == "resume"
+
+
 def test_official_checkpoint_args_are_compared_through_the_mapping():
     args = json.loads(BEST_ARGS.read_text())
     payload = official_payload(epoch=5, num_classes=4)
