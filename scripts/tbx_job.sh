@@ -78,11 +78,26 @@ tbx_own_run_source() {
   if [[ -z $pretrained && -f $TBX_ROOT/weights/checkpoint0011_4scale.pth ]]; then
     pretrained=$TBX_ROOT/weights/checkpoint0011_4scale.pth
   fi
+  # A named weights file that is missing stops the job: training on from random weights would
+  # spend the allocation on a run that cannot reach the intended AP.
+  local name
+  for name in TBX_PRETRAINED TBX_BACKBONE_WEIGHTS; do
+    if [[ -n ${!name:-} && ! -f ${!name} ]]; then
+      tbx_say "Stopping: $name=${!name} does not exist; fix the path (or unset $name)"
+      return 2
+    fi
+  done
   if [[ -n $pretrained ]]; then
     RESUME_ARGS+=(--pretrained "$pretrained")
     [[ $TBX_EXPECT == fresh ]] && TBX_EXPECT=pretrained
   else
     tbx_say "No pretrained weights (set TBX_PRETRAINED=PATH, e.g. checkpoint0011_4scale.pth)"
+  fi
+  if [[ -n ${TBX_BACKBONE_WEIGHTS:-} ]]; then
+    RESUME_ARGS+=(--backbone-weights "$TBX_BACKBONE_WEIGHTS")
+  elif [[ -z $pretrained ]]; then
+    tbx_say "No ImageNet backbone either (set TBX_BACKBONE_WEIGHTS=PATH): a fresh run of a" \
+      "frozen-stem preset is refused by the plan"
   fi
   return 0
 }

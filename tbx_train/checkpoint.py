@@ -40,6 +40,7 @@ FORMAT_NAME = "tbx-train"
 FORMAT_VERSION = 1
 LATEST_NAME = "checkpoint.pth"
 BEST_NAME = "checkpoint_best.pth"
+BEST_EMA_NAME = "checkpoint_best_ema.pth"
 _EPOCH_NAME = re.compile(r"^checkpoint(\d{4,})\.pth$")
 
 CheckpointKind = Literal["tbx-train", "official-dino"]
@@ -179,6 +180,11 @@ def epoch_path(output_dir: Path, epoch: int) -> Path:
 def best_path(output_dir: Path) -> Path:
     """`checkpoint_best.pth`: the epoch with the best validation metric so far."""
     return Path(output_dir) / BEST_NAME
+
+
+def best_ema_path(output_dir: Path) -> Path:
+    """`checkpoint_best_ema.pth`: the epoch whose EMA weights scored best so far (EMA runs)."""
+    return Path(output_dir) / BEST_EMA_NAME
 
 
 def epoch_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:

@@ -1,7 +1,9 @@
 """Evaluate a saved checkpoint on a validation split (`tbx-train eval`).
 
-tbx-train checkpoints carry their model config and image sizes; official DINO checkpoints need a
-model preset (`tbx11k` by default) and use the DataConfig defaults.
+tbx-train checkpoints carry their model config and image sizes. Official DINO checkpoints carry
+theirs in `args` (read without running code): the model (num_queries, classes, ...) and the
+evaluation size (max of `data_aug_scales`) come from it through tbx_train.official_args. A
+`--preset` replaces either with the preset's.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from pathlib import Path
 import torch
 
 from tbx_train.checkpoint import checkpoint_kind, load_checkpoint, model_state
-from tbx_train.config import DataConfig, ModelConfig, model_preset
+from tbx_train.config import DataConfig, ModelConfig, run_preset
 from tbx_train.data import CocoDetection, DetectionTransform, collate_fn
 from tbx_train.engine import EvalResult, TrainContext, evaluate
 from tbx_train.logs import MetricLogger
 from tbx_train.model import build_dino
+from tbx_train.official_args import official_values
 from tbx_train.run_data import coco_scorer, transform_config
 from tbx_train.training_state import resolve_device
 
@@ -28,13 +31,21 @@ def _known(cls: type, values: dict) -> dict:
 
 
 def configs_of(payload: dict, preset: str | None) -> tuple[ModelConfig, DataConfig]:
-    """Model and data settings: the checkpoint's own (tbx-train) or the preset's."""
-    if checkpoint_kind(payload) == "tbx-train" and preset is None:
+    """Model and data settings: the preset's when given, else the checkpoint's own."""
+    if preset is not None:
+        config = run_preset(preset)
+        return config.model, config.data
+    if checkpoint_kind(payload) == "tbx-train":
         saved = payload["config"]
         return ModelConfig(**_known(ModelConfig, saved["model"])), DataConfig(
             **_known(DataConfig, saved.get("data", {}))
         )
-    return model_preset(preset or "tbx11k"), DataConfig()
+    values = official_values(vars(payload["args"]))
+    model = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("model.")}
+    data = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("data.")}
+    model_config = ModelConfig(**_known(ModelConfig, model))
+    model_config.validate()
+    return model_config, DataConfig(**_known(DataConfig, data))
 
 
 def evaluate_checkpoint(

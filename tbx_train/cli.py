@@ -1,4 +1,4 @@
-"""tbx-train: DINO-4scale training on TBX11K (run, plan, eval, synth).
+"""tbx-train: DINO-4scale training on TBX11K (run, plan, eval, synth, config).
 
 Each sub-command's options are typed here; the library below takes frozen dataclasses.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import typer
 
+from tbx_train.commands import config_show, plan, run, synth
 from tbx_train.commands import eval as eval_command
-from tbx_train.commands import plan, run, synth
 
 app = typer.Typer(
     name="tbx-train",
@@ -28,6 +28,7 @@ app.command("run")(run.command)
 app.command("plan")(plan.command)
 app.command("eval")(eval_command.command)
 app.command("synth")(synth.command)
+app.add_typer(config_show.app, name="config")
 
 
 def main() -> None:

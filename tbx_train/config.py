@@ -1,15 +1,37 @@
-"""Typed, frozen configuration for tbx-train, and the named presets.
+"""Typed, frozen configuration for tbx-train.
 
-The CLI is the only place that parses arguments; everything below it takes these dataclasses.
+The dataclass defaults are the official DINO-4scale R50 recipe (COCO). Named presets are TOML
+files in `tbx_train/presets/`; `tbx_train.config_files` reads them, a run's `--config` file and
+`--set key=value` overrides into these dataclasses. Everything below the CLI takes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the fix."""
+
+
+# Fields with a fixed set of values (the message of a bad value lists them).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model.backbone": ("resnet50", "resnet18"),
+    "train.amp": ("off", "auto", "bf16", "fp16"),
+    "train.device": ("auto", "cpu", "cuda"),
+    # Official `param_dict_type`: "default" = 2 groups (backbone, rest); "ddetr_in_mmdet" adds
+    # a third group for reference_points / sampling_offsets at lr x lr_linear_proj_mult.
+    "train.param_dict_type": ("default", "ddetr_in_mmdet"),
+}
+BACKBONES = frozenset(CHOICES["model.backbone"])
+AMP_MODES = CHOICES["train.amp"]
+
+
+def check_choice(key: str, value: str) -> None:
+    """Raise ConfigError when `value` is not one of the allowed values of `key`."""
+    allowed = CHOICES[key]
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not supported; choose one of {list(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -23,6 +45,7 @@ class ModelConfig:
     dn_labelbook_size: int = 91
     backbone: str = "resnet50"  # "resnet50" | "resnet18"
     backbone_weights: str | None = None  # local ImageNet state_dict path; never downloaded
+    freeze_stem: bool = True  # stem and layer1 frozen (official); off to train them from scratch
     hidden_dim: int = 256
     nheads: int = 8
     dim_feedforward: int = 2048
@@ -38,7 +61,7 @@ class ModelConfig:
     dn_number: int = 100
     dn_label_noise_ratio: float = 0.5
     dn_box_noise_scale: float = 1.0  # the official training script passes 1.0 (config says 0.4)
-    # Matching costs and loss weights.
+    # Matching costs and loss weights; focal_alpha/gamma are used by the loss and the matcher.
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     set_cost_class: float = 2.0
@@ -52,10 +75,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise ConfigError naming the first inconsistent field and how to fix it."""
-        if self.backbone not in BACKBONES:
-            raise ConfigError(
-                f"backbone={self.backbone!r} is not supported; choose one of {sorted(BACKBONES)}"
-            )
+        check_choice("model.backbone", self.backbone)
         if self.hidden_dim % self.nheads:
             raise ConfigError(
                 f"hidden_dim={self.hidden_dim} must be divisible by nheads={self.nheads}"
@@ -67,52 +87,24 @@ class ModelConfig:
                 f"dn_labelbook_size={self.dn_labelbook_size} is smaller than the largest class id "
                 f"{self.num_classes - 1}; set it to at least num_classes"
             )
-
-
-BACKBONES = frozenset({"resnet50", "resnet18"})
-
-MODEL_PRESETS: dict[str, ModelConfig] = {
-    # The paper's DINO-4scale R50 on COCO.
-    "dino-4scale-r50": ModelConfig(),
-    # TBX11K as the official runs configured it: category ids 1..3, so num_classes = 4.
-    "tbx11k": ModelConfig(num_classes=4, dn_labelbook_size=4),
-    # Same architecture, small enough for CPU tests and the demo.
-    "tiny": ModelConfig(
-        num_classes=4,
-        dn_labelbook_size=4,
-        backbone="resnet18",
-        hidden_dim=128,
-        nheads=8,
-        dim_feedforward=512,
-        enc_layers=2,
-        dec_layers=2,
-        num_queries=100,
-        dn_number=20,
-        num_select=100,
-    ),
-}
-
-
-def model_preset(name: str, **overrides: object) -> ModelConfig:
-    """Return the named preset, optionally with fields replaced; unknown names list the choices."""
-    if name not in MODEL_PRESETS:
-        raise ConfigError(f"unknown model preset {name!r}; choose one of {sorted(MODEL_PRESETS)}")
-    config = replace(MODEL_PRESETS[name], **overrides)  # type: ignore[arg-type]
-    config.validate()
-    return config
-
-
-# ---------------------------------------------------------------------------------------------
-# Run configuration (data, training) and the run presets. Owned by the engine; appended here so
-# that one module holds every frozen dataclass the library takes.
-
-AMP_MODES = ("auto", "bf16", "fp16", "off")
+        if self.num_queries < 1 or self.num_select < 1:
+            raise ConfigError("num_queries and num_select must be >= 1")
+        for name in ("dropout", "dn_label_noise_ratio", "focal_alpha"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"model.{name}={getattr(self, name)} must be within [0, 1]")
+        if self.dn_box_noise_scale < 0:
+            raise ConfigError(f"dn_box_noise_scale={self.dn_box_noise_scale} must be >= 0")
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data lives and how images are resized (pixel sizes are of the shorter side).
+    """Where the data lives and how images are augmented (sizes are the shorter side, pixels).
 
+    Training draws a flip, then one of two branches with equal odds (official RandomSelect):
+    resize to one of `train_sizes`, or resize to one of `crop_resize_sizes`, crop a random
+    region of `crop_min`..`crop_max` pixels, then resize to one of `train_sizes`; the longer side
+    never exceeds `max_size`. `crop_prob` 0 keeps only the first branch. Evaluation resizes to
+    `val_size` (0 = max(train_sizes), as the official code does).
     Empty paths mean the TBX11K layout under `data_root`: `imgs/` and `annotations/json/`.
     """
 
@@ -120,9 +112,13 @@ class DataConfig:
     train_json: str = ""  # default: <data_root>/annotations/json/TBX11K_train.json
     val_json: str = ""  # default: <data_root>/annotations/json/TBX11K_val.json
     image_root: str = ""  # default: <data_root>/imgs (json file_name is relative to it)
-    train_sizes: tuple[int, ...] = (480, 512, 544, 576)  # shorter side, one per sample (real runs)
-    max_size: int = 600  # longer side cap in pixels
-    val_size: int = 512  # shorter side at evaluation, pixels
+    train_sizes: tuple[int, ...] = (480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800)
+    max_size: int = 1333  # longer side cap in pixels
+    crop_resize_sizes: tuple[int, ...] = (400, 500, 600)
+    crop_min: int = 384
+    crop_max: int = 600
+    crop_prob: float = 0.5
+    val_size: int = 0  # 0 = max(train_sizes)
     flip_prob: float = 0.5
     num_workers: int = 2  # DataLoader worker processes per rank
 
@@ -138,6 +134,25 @@ class DataConfig:
         """The folder that json `file_name` entries are relative to."""
         return self.image_root or f"{self.data_root}/imgs"
 
+    def eval_size(self) -> int:
+        """The shorter side at evaluation: `val_size`, or max(train_sizes) when 0."""
+        return self.val_size or max(self.train_sizes)
+
+    def validate_sizes(self) -> None:
+        """Raise ConfigError for impossible augmentation settings (no paths needed)."""
+        sizes = (*self.train_sizes, *self.crop_resize_sizes, self.crop_min, self.max_size)
+        if not self.train_sizes or min(sizes) < 32 or (self.val_size and self.val_size < 32):
+            raise ConfigError("train_sizes, crop sizes, max_size and val_size must be >= 32 px")
+        if self.crop_min > self.crop_max:
+            raise ConfigError(f"crop_min={self.crop_min} must be <= crop_max={self.crop_max}")
+        if self.crop_prob > 0 and not self.crop_resize_sizes:
+            raise ConfigError("crop_prob > 0 needs crop_resize_sizes; or set crop_prob = 0")
+        for name in ("flip_prob", "crop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"data.{name}={getattr(self, name)} must be within [0, 1]")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers={self.num_workers} must be >= 0")
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field and the fix."""
         if not (self.data_root or (self.train_json and self.val_json and self.image_root)):
@@ -145,12 +160,7 @@ class DataConfig:
                 "no data: give --data-root (TBX11K layout) or all of --train-json, --val-json "
                 "and --image-root"
             )
-        if not self.train_sizes or min(self.train_sizes) < 32 or self.val_size < 32:
-            raise ConfigError("train_sizes and val_size must be >= 32 pixels")
-        if not 0.0 <= self.flip_prob <= 1.0:
-            raise ConfigError(f"flip_prob={self.flip_prob} must be within [0, 1]")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_workers={self.num_workers} must be >= 0")
+        self.validate_sizes()
 
 
 @dataclass(frozen=True)
@@ -158,21 +168,25 @@ class TrainConfig:
     """Optimisation and run-loop settings (defaults: official DINO-4scale, 12-epoch schedule).
 
     `batch_size` is images per device (GPU or CPU process); one optimizer step consumes
-    batch_size x grad_accum x world_size images (the effective batch).
+    batch_size x grad_accum x world_size images (the effective batch). The schedule is StepLR
+    (tenfold drop every `lr_drop` epochs) unless `lr_drop_epochs` lists the drop epochs.
     """
 
     lr: float = 1e-4
     lr_backbone: float = 1e-5
-    lr_linear_proj_mult: float = 0.1  # reference_points / sampling_offsets, as official DINO
+    param_dict_type: str = "default"  # "default": 2 groups; "ddetr_in_mmdet": + linear_proj
+    lr_linear_proj_mult: float = 0.1  # used by "ddetr_in_mmdet" only, as in official DINO
     weight_decay: float = 1e-4
     clip_max_norm: float = 0.1  # 0 disables clipping
     epochs: int = 12
     lr_drop: int = 11  # StepLR step size in epochs (gamma 0.1)
+    lr_drop_epochs: tuple[int, ...] = ()  # MultiStepLR milestones; empty = StepLR(lr_drop)
     batch_size: int = 2  # images per device
+    val_batch_size: int = 1  # images per device at evaluation (official: 1)
     grad_accum: int = 1  # micro-batches per optimizer step
     world_size: int | None = None  # expected processes; None = whatever the launcher gives
     seed: int = 42
-    amp: str = "auto"  # auto = bf16 on CUDA where supported, else off
+    amp: str = "off"  # training autocast on CUDA: off | auto | bf16 | fp16 (evaluation is fp32)
     ema: bool = False
     ema_decay: float = 0.9997
     print_freq: int = 10  # iterations between log lines
@@ -189,11 +203,18 @@ class TrainConfig:
         """Images per optimizer step."""
         return self.batch_size * self.grad_accum * world_size
 
+    def lr_drops(self) -> list[int]:
+        """The epochs (0-based, counted before the epoch runs) at which the rates fall tenfold."""
+        if self.lr_drop_epochs:
+            return sorted(self.lr_drop_epochs)
+        return list(range(self.lr_drop, self.epochs, self.lr_drop))
+
     def validate(self) -> None:
         """Raise ConfigError naming the first bad field and the fix."""
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
+            "val_batch_size": self.val_batch_size,
             "grad_accum": self.grad_accum,
             "print_freq": self.print_freq,
             "eval_interval": self.eval_interval,
@@ -203,10 +224,9 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{name}={value} must be >= 1")
-        if self.amp not in AMP_MODES:
-            raise ConfigError(f"amp={self.amp!r} is not supported; choose one of {AMP_MODES}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device={self.device!r}; choose one of ('auto', 'cpu', 'cuda')")
+        check_choice("train.amp", self.amp)
+        check_choice("train.device", self.device)
+        check_choice("train.param_dict_type", self.param_dict_type)
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps={self.max_steps} must be >= 1 (or unset)")
         if self.world_size is not None and self.world_size < 1:
@@ -215,6 +235,10 @@ class TrainConfig:
             raise ConfigError(f"ema_decay={self.ema_decay} must be within (0, 1)")
         if self.lr <= 0 or self.lr_backbone < 0 or self.weight_decay < 0:
             raise ConfigError("lr must be > 0; lr_backbone and weight_decay must be >= 0")
+        if any(e < 1 for e in self.lr_drop_epochs) or len(set(self.lr_drop_epochs)) != len(
+            self.lr_drop_epochs
+        ):
+            raise ConfigError(f"lr_drop_epochs={list(self.lr_drop_epochs)} must be distinct >= 1")
 
 
 @dataclass(frozen=True)
@@ -230,42 +254,66 @@ class RunConfig:
         """Validate each part (data paths are checked by the data layer when it opens them)."""
         self.model.validate()
         self.train.validate()
+        self.data.validate_sizes()
 
 
-_TBX11K_TRAIN = TrainConfig(batch_size=2, grad_accum=1, epochs=12, lr_drop=11)
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
 
-RUN_PRESETS: dict[str, RunConfig] = {
-    # The demo: learns the `tbx-train synth` default set (128 px) on CPU in a few minutes.
-    # No ImageNet weights here, so the backbone trains from scratch at the full rate; 2 epochs
-    # of 150 steps reach AP50 ~0.8 on the synthetic val split (StepLR drops after them).
-    "tiny": RunConfig(
-        model=MODEL_PRESETS["tiny"],
-        data=DataConfig(train_sizes=(128,), max_size=256, val_size=128, num_workers=0),
-        train=TrainConfig(
-            lr=2e-4, lr_backbone=2e-4, epochs=2, lr_drop=2, batch_size=2, print_freq=10
-        ),
-        preset="tiny",
-    ),
-    # Official DINO-4scale schedule on TBX11K: 2 images per device, 12 epochs, lr drop at 11.
-    "tbx11k": RunConfig(MODEL_PRESETS["tbx11k"], DataConfig(), _TBX11K_TRAIN, "tbx11k"),
-    # The real project's two strategies, both with an effective batch of 2.
-    "tbx11k-1gpu": RunConfig(
-        MODEL_PRESETS["tbx11k"],
-        DataConfig(),
-        replace(_TBX11K_TRAIN, batch_size=1, grad_accum=2, world_size=1),
-        "tbx11k-1gpu",
-    ),
-    "tbx11k-2gpu": RunConfig(
-        MODEL_PRESETS["tbx11k"],
-        DataConfig(),
-        replace(_TBX11K_TRAIN, batch_size=1, grad_accum=1, world_size=2),
-        "tbx11k-2gpu",
-    ),
-}
+
+def model_preset(name: str, **overrides: object) -> ModelConfig:
+    """The model part of the named preset (`dino-4scale-r50`, `tbx11k`, `tiny`, ...), with
+    fields replaced; unknown names list the choices."""
+    from dataclasses import replace
+
+    from tbx_train.config_files import preset_names, run_preset
+
+    if name not in preset_names():
+        raise ConfigError(f"unknown model preset {name!r}; choose one of {preset_names()}")
+    config = replace(run_preset(name).model, **overrides)  # type: ignore[arg-type]
+    config.validate()
+    return config
 
 
 def run_preset(name: str) -> RunConfig:
-    """Return the named run preset; unknown names list the choices."""
-    if name not in RUN_PRESETS:
-        raise ConfigError(f"unknown run preset {name!r}; choose one of {sorted(RUN_PRESETS)}")
-    return RUN_PRESETS[name]
+    """The named run preset (read from its TOML file); unknown names list the choices."""
+    from tbx_train.config_files import run_preset as load
+
+    return load(name)
+
+
+class _PresetModels(dict):
+    """`MODEL_PRESETS[name]`: the model part of each preset file, read on first use."""
+
+    def _fill(self) -> None:
+        if not super().__len__():
+            from tbx_train.config_files import preset_names, run_preset
+
+            for name in preset_names():
+                self[name] = run_preset(name).model
+
+    def __getitem__(self, name: str) -> ModelConfig:
+        self._fill()
+        return super().__getitem__(name)
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __contains__(self, name: object) -> bool:
+        self._fill()
+        return super().__contains__(name)
+
+    def keys(self):  # type: ignore[override]
+        self._fill()
+        return super().keys()
+
+    def items(self):  # type: ignore[override]
+        self._fill()
+        return super().items()
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = _PresetModels()

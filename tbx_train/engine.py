@@ -313,9 +313,9 @@ def _eval_batch(
     The values are this rank's own: no collective per batch (see _reduce_meters).
     """
     images, masks, targets = to_device(batch, ctx.device)
-    with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-        outputs = model(images, masks)
-        loss_dict = ctx.criterion(outputs, targets)
+    # Always fp32, whatever training's autocast: AP must not depend on the training precision.
+    outputs = model(images, masks)
+    loss_dict = ctx.criterion(outputs, targets)
     terms = weighted_terms(loss_dict, ctx.criterion.weight_dict)
     values = {name: float(v) for name, v in {"loss": sum(terms.values()), **terms}.items()}
     class_error = float(loss_dict.get("class_error", torch.tensor(0.0)))
@@ -338,15 +338,18 @@ def evaluate(
     score: Callable[[dict[int, dict[str, Tensor]]], tuple[list[float], dict[str, object]]]
     | None = None,
     is_main: bool = True,
+    module: nn.Module | None = None,
 ) -> EvalResult:
-    """The `Test:` pass over this rank's share of the validation set.
+    """The `Test:` pass over this rank's share of the validation set, in fp32.
 
     `score(predictions) -> (12 COCO stats, FROC)` runs on the main rank only (it prints the
     pycocotools table); predictions are {image_id: {scores [K], labels [K], boxes [K,4] abs xyxy}}.
+    `module` evaluates other weights than the trained model's (the EMA copy).
     """
     # The bare module: DDP's forward may broadcast buffers, a collective that a rank with
     # fewer (or no) validation batches would never join. No gradients, so no DDP needed.
-    model = getattr(ctx.model, "module", ctx.model)
+    model = module if module is not None else getattr(ctx.model, "module", ctx.model)
+    model.eval()
     ctx.model.eval()
     ctx.criterion.eval()
     logger.start("Test:", iterations)

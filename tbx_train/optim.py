@@ -1,12 +1,14 @@
-"""AdamW with DINO's parameter groups, and the StepLR schedule.
+"""AdamW with DINO's parameter groups, and the learning-rate schedule.
 
-Groups (names are the official state-dict keys, matched by substring):
-- the backbone (`backbone.0.`): `lr_backbone`;
-- the deformable attention's `reference_points` / `sampling_offsets`: `lr * lr_linear_proj_mult`
-  (DINO's config names these `lr_linear_proj_names` with multiplier 0.1: they move the sampling
-  points, and a full learning rate lets early noisy gradients fling them off the feature maps);
-- everything else: `lr`.
+Groups (names are the official state-dict keys, matched by substring), as the official
+`get_param_dict` makes them:
+- `param_dict_type = "default"` (official default, and the user's runs): 2 groups, the backbone
+  (`backbone.0`) at `lr_backbone` and everything else, sampling offsets included, at `lr`;
+- `"ddetr_in_mmdet"`: a third group for `reference_points` / `sampling_offsets` at
+  `lr * lr_linear_proj_mult` (Deformable DETR's choice: a full rate lets early noisy gradients
+  fling the sampling points off the feature maps). Opt-in.
 Frozen parameters (stem, layer1, FrozenBatchNorm buffers) are left out.
+Schedule: StepLR(lr_drop, 0.1), or MultiStepLR(lr_drop_epochs, 0.1) when drop epochs are given.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from torch import nn
 
 from tbx_train.config import TrainConfig
 
-BACKBONE_KEY = "backbone.0."
-LINEAR_PROJ_KEYS = ("reference_points", "sampling_offsets")
+BACKBONE_KEY = "backbone.0"  # official lr_backbone_names
+LINEAR_PROJ_KEYS = ("reference_points", "sampling_offsets")  # official lr_linear_proj_names
 
 
-def group_of(name: str) -> str:
-    """Which learning-rate group a parameter name belongs to: backbone, linear_proj or main."""
+def group_of(name: str, param_dict_type: str = "ddetr_in_mmdet") -> str:
+    """The learning-rate group of a parameter name: backbone, linear_proj or main."""
     if BACKBONE_KEY in name:
         return "backbone"
-    if any(key in name for key in LINEAR_PROJ_KEYS):
+    if param_dict_type != "default" and any(key in name for key in LINEAR_PROJ_KEYS):
         return "linear_proj"
     return "main"
 
@@ -39,7 +41,7 @@ def build_param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, 
     params: dict[str, list[nn.Parameter]] = {name: [] for name in lrs}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            params[group_of(name)].append(param)
+            params[group_of(name, config.param_dict_type)].append(param)
     return [{"params": params[name], "lr": lrs[name], "name": name} for name in lrs if params[name]]
 
 
@@ -52,6 +54,10 @@ def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
 
 def build_lr_scheduler(
     optimizer: torch.optim.Optimizer, config: TrainConfig
-) -> torch.optim.lr_scheduler.StepLR:
-    """StepLR stepped once per epoch: every `lr_drop` epochs the rates fall tenfold."""
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per epoch: StepLR every `lr_drop` epochs, or MultiStepLR at the listed
+    `lr_drop_epochs`; each drop divides every group's rate by ten."""
+    if config.lr_drop_epochs:
+        milestones = sorted(config.lr_drop_epochs)
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_drop, gamma=0.1)

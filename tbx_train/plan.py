@@ -9,13 +9,16 @@ work raises `PlanRefused` whose message names both sides and the fix. Rules:
   first, when `checkpoint.pth` is absent or unreadable). Never a checkpoint found elsewhere.
   `--resume never`: ignore the output dir. `--resume PATH`: that file, and it must be usable.
 - Nothing to resume: `--pretrained PATH` gives mode `pretrained`, otherwise `fresh`.
-- Refused: zero epochs left; a different batch size, grad-accum, world size or effective batch
-  (unless `allow_strategy_change`); a different class count or model shape; an explicit
+- Refused: a fresh run of a ResNet with a frozen stem and neither `--backbone-weights` nor
+  `--pretrained` (the frozen random stem and layer1 would never learn); zero epochs left; a
+  different batch size, grad-accum, world size or effective batch (unless
+  `allow_strategy_change`); a different class count or model shape; an explicit
   `--resume PATH` together with a `--pretrained PATH` the resumed run did not start from.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +33,8 @@ from tbx_train.checkpoint import (
     load_checkpoint,
 )
 from tbx_train.config import ModelConfig, RunConfig
+from tbx_train.config_check import config_differences
+from tbx_train.config_files import config_dict
 from tbx_train.plan_checks import (
     PlanRefused,
     SourceFacts,
@@ -68,6 +73,9 @@ class PlanRequest:
     resume: str = "auto"  # "auto" | "never" | a checkpoint path
     pretrained: Path | None = None
     allow_strategy_change: bool = False
+    lr_drops: tuple[int, ...] = ()  # epochs at which the schedule divides the rates by ten
+    multi_step: bool = False  # lr_drops come from --lr-drop-epochs (else StepLR(lr_drop))
+    config: Mapping[str, Any] | None = None  # {section.field: value}, compared on resume
 
     @property
     def effective_batch(self) -> int:
@@ -91,6 +99,7 @@ class RunPlan:
     source_strategy: Mapping[str, int] | None = None
     strategy_change: str | None = None  # set when allow_strategy_change accepted a change
     notes: tuple[str, ...] = field(default=())  # why this source was chosen
+    warnings: tuple[str, ...] = field(default=())  # runnable, but probably not what was meant
 
     @property
     def epochs_to_run(self) -> int:
@@ -114,6 +123,14 @@ def request_from_config(config: RunConfig, world_size: int) -> PlanRequest:
         resume=train.resume,
         pretrained=Path(train.pretrained) if train.pretrained else None,
         allow_strategy_change=train.allow_strategy_change,
+        lr_drops=tuple(train.lr_drops()),
+        multi_step=bool(train.lr_drop_epochs),
+        config={
+            f"{section}.{name}": value
+            for section, part in config_dict(config).items()
+            if isinstance(part, dict)
+            for name, value in part.items()
+        },
     )
 
 
@@ -128,9 +145,31 @@ def decide_plan(request: PlanRequest) -> RunPlan:
     check_epochs_left(request, facts)
     check_model(request, facts)
     change = check_strategy(request, facts)
+    differences = check_config(request, facts, payload)
     if request.pretrained is not None and request.resume == "auto":
         notes += (f"--pretrained {request.pretrained} not used: the resumed weights replace it",)
-    return _resume_plan(request, facts, change, notes)
+    return _resume_plan(request, facts, change, notes, differences)
+
+
+def check_config(
+    request: PlanRequest, facts: SourceFacts, payload: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """Refuse differences the saved state cannot take; return the others as warning lines."""
+    differences = config_differences(payload, request.config or {})
+    refused = [d for d in differences if d.severity == "refuse"]
+    if refused:
+        sets = " ".join(f"--set {d.key}={json.dumps(d.saved)}" for d in refused)
+        raise PlanRefused(
+            f"checkpoint {facts.path} ({facts.kind}) was saved with another config: "
+            + "; ".join(d.line() for d in refused),
+            f"resume with the checkpoint's values ({sets}; or its run folder's config.toml: "
+            "--config config.toml), or load the tensors that fit with " + _fresh_fix(facts.path),
+        )
+    return tuple(f"config differs from the checkpoint's: {d.line()}" for d in differences)
+
+
+def _fresh_fix(path: Path) -> str:
+    return f"--pretrained {path} --resume never with a new --output-dir"
 
 
 def _check_request(request: PlanRequest) -> None:
@@ -142,6 +181,36 @@ def _check_request(request: PlanRequest) -> None:
             f"--pretrained {request.pretrained} does not exist",
             "pass the path of an existing checkpoint (e.g. checkpoint0011_4scale.pth)",
         )
+    weights = request.model.backbone_weights
+    if weights is not None and not Path(weights).is_file():
+        raise PlanRefused(
+            f"--backbone-weights {weights} does not exist",
+            "pass a local torchvision ImageNet ResNet state dict (e.g. resnet50-0676ba61.pth)",
+        )
+
+
+def _check_backbone_learns(request: PlanRequest) -> None:
+    """A fresh start needs weights for the frozen part of the backbone."""
+    model = request.model
+    if model.freeze_stem and model.backbone_weights is None:
+        raise PlanRefused(
+            f"a fresh run with a randomly initialised {model.backbone} whose stem and layer1 are "
+            "frozen (model.freeze_stem) would never train them: its low-level features stay noise",
+            "pass --backbone-weights FILE (ImageNet ResNet state dict) or --pretrained "
+            "CHECKPOINT, or --set model.freeze_stem=false to train the whole backbone from scratch",
+        )
+
+
+def schedule_warnings(request: PlanRequest) -> tuple[str, ...]:
+    """A StepLR that drops more than once is rarely meant (`--epochs 50` with lr_drop 11)."""
+    if request.multi_step or len(request.lr_drops) <= 1:
+        return ()
+    drops = ", ".join(str(epoch) for epoch in request.lr_drops)
+    return (
+        f"StepLR(lr_drop={request.lr_drops[0]}) over {request.epochs} epochs divides the learning "
+        f"rate by ten {len(request.lr_drops)} times (before epochs {drops}); for one drop set "
+        "--lr-drop (e.g. 30 of 50), or list the drops with --lr-drop-epochs",
+    )
 
 
 Candidate = tuple[Path | None, dict[str, Any] | None, tuple[str, ...]]
@@ -193,7 +262,9 @@ def _auto_candidate(output_dir: Path) -> Candidate:
 def _start_plan(request: PlanRequest, notes: tuple[str, ...]) -> RunPlan:
     source_epoch = None
     kind = None
-    if request.pretrained is not None:
+    if request.pretrained is None:
+        _check_backbone_learns(request)
+    else:
         facts = read_source_facts(request.pretrained, load_checkpoint(request.pretrained))
         source_epoch, kind = facts.epoch, facts.kind
     return _make_plan(
@@ -209,7 +280,11 @@ def _start_plan(request: PlanRequest, notes: tuple[str, ...]) -> RunPlan:
 
 
 def _resume_plan(
-    request: PlanRequest, facts: SourceFacts, change: str | None, notes: tuple[str, ...]
+    request: PlanRequest,
+    facts: SourceFacts,
+    change: str | None,
+    notes: tuple[str, ...],
+    differences: tuple[str, ...] = (),
 ) -> RunPlan:
     return _make_plan(
         request,
@@ -222,16 +297,20 @@ def _resume_plan(
         source_strategy=facts.strategy,
         strategy_change=change,
         notes=notes,
+        extra_warnings=differences,
     )
 
 
-def _make_plan(request: PlanRequest, **fields: Any) -> RunPlan:
+def _make_plan(
+    request: PlanRequest, extra_warnings: tuple[str, ...] = (), **fields: Any
+) -> RunPlan:
     """A RunPlan with the request's epochs and strategy (the run's side of every plan)."""
     return RunPlan(
         epochs=request.epochs,
         batch_size=request.batch_size,
         grad_accum=request.grad_accum,
         world_size=request.world_size,
+        warnings=schedule_warnings(request) + extra_warnings,
         **fields,
     )
 
@@ -267,7 +346,7 @@ def format_decision_line(plan: RunPlan) -> str:
 
 def plan_log_lines(plan: RunPlan) -> list[str]:
     """What `run` prints before `Start training`: the decision, any strategy change, the plan."""
-    lines = [format_decision_line(plan)]
+    lines = [format_decision_line(plan), *(f"Warning: {w}" for w in plan.warnings)]
     if plan.strategy_change:
         lines.append(f"Strategy change accepted (--allow-strategy-change): {plan.strategy_change}")
     lines.append(format_plan_line(plan))
@@ -292,6 +371,7 @@ def format_plan_report(plan: RunPlan) -> str:
     if plan.strategy_change:
         lines.append(f"Change:      {plan.strategy_change}")
     lines += [f"Note:        {note}" for note in plan.notes]
+    lines += [f"Warning:     {warning}" for warning in plan.warnings]
     lines.append(f"Verdict:     OK, {format_decision_line(plan)}")
     return "\n".join(lines)
 

@@ -91,6 +91,8 @@ def _tbx_facts(path: Path, payload: Mapping[str, Any]) -> SourceFacts:
 def _official_facts(path: Path, payload: Mapping[str, Any]) -> SourceFacts:
     args: argparse.Namespace = payload["args"]
     batch, world = int(getattr(args, "batch_size", 1)), int(getattr(args, "world_size", 1))
+    # The official code has no gradient accumulation; the DINO_TBX11K fork records its own.
+    accum = int(getattr(args, "gradient_accumulation_steps", None) or 1)
     return SourceFacts(
         path=path,
         kind="official-dino",
@@ -98,11 +100,11 @@ def _official_facts(path: Path, payload: Mapping[str, Any]) -> SourceFacts:
         next_iteration=0,
         completed=False,  # the official code records no such flag
         epochs_planned=getattr(args, "epochs", None),
-        strategy={  # the official code has no gradient accumulation
+        strategy={
             "batch_size": batch,
-            "grad_accum": 1,
+            "grad_accum": accum,
             "world_size": world,
-            "effective_batch": batch * world,
+            "effective_batch": batch * accum * world,
         },
         num_classes=num_classes_of(model_state(payload)),
         model_fields={k: getattr(args, k) for k in SHAPE_FIELDS if hasattr(args, k)},
@@ -158,7 +160,8 @@ def check_model(request: PlanRequest, facts: SourceFacts) -> None:
         raise PlanRefused(
             f"checkpoint {facts.path} ({facts.kind}) has a different model shape: "
             + ", ".join(differ),
-            "resume with the checkpoint's model settings (--model-preset), or load the tensors "
+            "resume with the checkpoint's model settings (--set model.FIELD=VALUE), or load the "
+            "tensors "
             "that fit with " + _fresh_fix(facts.path),
         )
 

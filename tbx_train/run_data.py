@@ -41,15 +41,17 @@ class RunData:
 
 
 def transform_config(data: DataConfig) -> TransformConfig:
-    """The data layer's augmentation settings from the run's DataConfig."""
+    """The data layer's augmentation settings from the run's DataConfig; evaluation at
+    `data.eval_size()` (max(train_sizes) unless val_size is set)."""
     return TransformConfig(
         train_sizes=tuple(data.train_sizes),
-        val_size=data.val_size,
+        val_size=data.eval_size(),
         max_size=data.max_size,
         flip_prob=data.flip_prob,
-        # DataConfig has no crop fields yet (crop_prob, crop_resize_sizes, crop_min, crop_max):
-        # until the config carries them, runs keep flip + resize only.
-        crop_prob=0.0,
+        crop_prob=data.crop_prob,
+        crop_resize_sizes=tuple(data.crop_resize_sizes),
+        crop_min=data.crop_min,
+        crop_max=data.crop_max,
     )
 
 
@@ -74,7 +76,7 @@ def build_run_data(config: RunConfig, rank: int, world_size: int) -> RunData:
     train_loader = DataLoader(train_set, batch_sampler=sampler, **workers)
     val_loader = DataLoader(
         val_set,
-        batch_size=train.batch_size,
+        batch_size=train.val_batch_size,  # official: 1, no image padded to another's size
         sampler=ShardSampler(len(val_set), world_size, rank),
         **workers,
     )

@@ -20,8 +20,16 @@ from pathlib import Path
 
 import torch
 
-from tbx_train.checkpoint import best_path, dataset_facts, epoch_path, latest_path, save_checkpoint
+from tbx_train.checkpoint import (
+    best_ema_path,
+    best_path,
+    dataset_facts,
+    epoch_path,
+    latest_path,
+    save_checkpoint,
+)
 from tbx_train.config import ConfigError, RunConfig
+from tbx_train.config_files import write_resolved
 from tbx_train.distributed import DistInfo, init_distributed
 from tbx_train.engine import EpochPlan, EvalResult, TrainContext, evaluate, train_one_epoch
 from tbx_train.logs import (
@@ -79,8 +87,10 @@ class Session:
     world_size: int
     write: Callable[[str], None]
     stop_requested: Callable[[], str | None]  # the signal's name once a stop was requested
+    # Best validation AP of the run so far, raw and EMA weights: kept in every checkpoint's
+    # metrics (best_AP, best_ema_AP) so that a resumed job compares with the earlier jobs.
+    best: dict[str, float] = field(default_factory=lambda: {"AP": -1.0, "ema_AP": -1.0})
     finished: Callable[[], None] = lambda: None  # called once the final checkpoint is saved
-    best_ap: float = -1.0
     interactive: bool = False  # print through a progress bar (stdout is a terminal)
     step_limit: int | None = None  # global step at which --max-steps stops this job
 
@@ -98,15 +108,23 @@ def plan_run(config: RunConfig, world_size: int) -> RunPlan:
     return decide_plan(request_from_config(config, world_size))
 
 
-def _load_weights(state: TrainingState, plan: RunPlan, write: Callable[[str], None]) -> None:
-    """Apply the plan's source: resume restores everything, pretrained the weights only."""
+def _load_weights(
+    state: TrainingState, plan: RunPlan, write: Callable[[str], None]
+) -> dict[str, float]:
+    """Apply the plan's source: resume restores the state (returns its best APs), pretrained
+    the weights only."""
     if plan.mode == "resume" and plan.source is not None:
-        restore_state(state, plan.source)
-    elif plan.mode == "pretrained" and plan.source is not None:
+        payload, lines = restore_state(state, plan.source)
+        for line in lines:
+            write(line)
+        metrics = payload.get("metrics") or {}
+        return {"AP": metrics.get("best_AP", -1.0), "ema_AP": metrics.get("best_ema_AP", -1.0)}
+    if plan.mode == "pretrained" and plan.source is not None:
         for line in load_pretrained(state.model, plan.source).summary_lines():
             write(line)
         if state.ema is not None:
             state.ema.load_state_dict(state.model.state_dict())
+    return {"AP": -1.0, "ema_AP": -1.0}
 
 
 def _check_world_size(config: RunConfig, world_size: int) -> None:
@@ -141,12 +159,14 @@ def start_session(
     _check_world_size(config, world_size)
     say = write if rank == 0 else (lambda _line: None)
     plan = plan_run(config, world_size)
+    if rank == 0:  # the resolved config beside the checkpoints (config.toml reruns it)
+        write_resolved(config, Path(config.train.output_dir))
     data = build_run_data(config, rank, world_size)
     for line in data.report_lines():
         say(line)
     device = torch.device(dist.device)
     state = build_training_state(config, device)
-    _load_weights(state, plan, say)
+    best = _load_weights(state, plan, say)
     ctx = TrainContext(
         model=_wrap(state.model, dist),
         criterion=state.criterion,
@@ -164,7 +184,7 @@ def start_session(
         say(line)
     # A collective on every rank after each step, so that all ranks stop after the same one.
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
-    session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
+    session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested, best)
     if stop:
         session.finished = stop.ignore_late
     session.interactive = write is print and is_interactive()
@@ -182,7 +202,7 @@ def _logger(session: Session, with_lr: bool = True) -> MetricLogger:
     )
 
 
-def _evaluate(session: Session) -> EvalResult:
+def _evaluate(session: Session, module: torch.nn.Module | None = None) -> EvalResult:
     data = session.data
     scorer = coco_scorer(data.val_json, session.write) if session.is_main else None
     return evaluate(
@@ -193,14 +213,19 @@ def _evaluate(session: Session) -> EvalResult:
         _logger(session, with_lr=False),
         score=scorer,
         is_main=session.is_main,
+        module=module,
     )
 
 
 def _save(session: Session, epoch: int, next_iteration: int, metrics: dict) -> Path:
-    """checkpoint.pth (+ checkpointNNNN.pth at the interval) on rank 0; returns checkpoint.pth."""
+    """checkpoint.pth (+ checkpointNNNN.pth at the interval, + the best and best-EMA ones when
+    this epoch beat every earlier one of the run) on rank 0; returns checkpoint.pth."""
     path = latest_path(session.output_dir)
     if not session.is_main:
         return path
+    improved = [k for k in ("AP", "ema_AP") if metrics.get(k, -1.0) > session.best[k]]
+    session.best.update({k: metrics[k] for k in improved})
+    metrics = {**metrics, "best_AP": session.best["AP"], "best_ema_AP": session.best["ema_AP"]}
     payload = checkpoint_payload(
         session.state,
         session.config,
@@ -216,9 +241,9 @@ def _save(session: Session, epoch: int, next_iteration: int, metrics: dict) -> P
     interval = session.config.train.checkpoint_interval
     if next_iteration == 0 and (epoch + 1) % interval == 0:
         save_checkpoint(epoch_path(session.output_dir, epoch), payload)
-    if metrics.get("AP", -1.0) > session.best_ap:
-        session.best_ap = metrics["AP"]
-        save_checkpoint(best_path(session.output_dir), payload)
+    for key in improved:
+        target = best_path if key == "AP" else best_ema_path
+        save_checkpoint(target(session.output_dir), payload)
     return path
 
 
@@ -241,26 +266,46 @@ def _train_epoch(session: Session, epoch: int, start_iteration: int):
     return result
 
 
+def _scores(result: EvalResult | None, prefix: str = "") -> dict[str, float]:
+    """AP, AP50 and the FROC numbers of one evaluation, for the checkpoint's metrics."""
+    if result is None or not result.coco_stats:
+        return {}
+    coco = result.coco_stats
+    scores = {f"{prefix}AP": coco[0], f"{prefix}AP50": coco[1]}
+    scores.update(
+        {f"{prefix}{k}": float(v) for k, v in result.froc.items() if isinstance(v, float)}
+    )
+    return scores
+
+
 def _finish_epoch(session: Session, epoch: int, train_stats: dict, seconds: float) -> list:
-    """Schedule step, evaluation when due, checkpoint, log.txt line; returns the COCO stats."""
+    """Schedule step, evaluation when due (the EMA weights too), checkpoints, log.txt line;
+    returns the COCO stats of the trained weights."""
     session.state.lr_scheduler.step()
-    train = session.config.train
+    train, ema = session.config.train, session.state.ema
     due = (epoch + 1) % train.eval_interval == 0 or epoch + 1 == train.epochs
     result = _evaluate(session) if due else None
-    coco = result.coco_stats if result else None
-    froc = result.froc if result else {}
-    metrics = {"AP": coco[0], "AP50": coco[1]} if coco else {}
-    metrics.update({k: float(v) for k, v in froc.items() if isinstance(v, float)})
+    ema_result = _evaluate(session, ema.module) if due and ema is not None else None
+    metrics = {**_scores(result), **_scores(ema_result, "ema_")}
     path = _save(session, epoch, 0, metrics)
     session.write(f"Saved checkpoint: {path} (epoch {epoch})")
     if session.is_main:
-        test_stats = result.stats if result else {}
-        extra = {f"test_{k}": v for k, v in froc.items()}
+        coco = result.coco_stats if result else None
+        extra: dict[str, object] = {
+            f"test_{k}": v for k, v in (result.froc if result else {}).items()
+        }
+        if ema_result is not None:  # official keys: ema_test_*, ema_test_coco_eval_bbox
+            extra.update({f"ema_test_{k}": v for k, v in ema_result.stats.items()})
+            extra.update({f"ema_test_{k}": v for k, v in ema_result.froc.items()})
+            if ema_result.coco_stats:
+                extra["ema_test_coco_eval_bbox"] = [float(x) for x in ema_result.coco_stats]
+        extra.update({"best_AP": session.best["AP"], "best_ema_AP": session.best["ema_AP"]})
         record = epoch_record(
-            train_stats, test_stats, coco, epoch, session.state.n_parameters, seconds, extra
-        )
+            train_stats, result.stats if result else {}, coco, epoch,
+            session.state.n_parameters, seconds, extra,
+        )  # fmt: skip
         append_epoch_record(session.output_dir, record)
-    return coco or []
+    return (result.coco_stats if result else None) or []
 
 
 def _stop_early(session: Session, outcome: RunOutcome, epoch: int, result) -> None:

@@ -6,7 +6,7 @@ them; `checkpoint_payload` assembles the DESIGN 4.5 dict (through tbx_train.chec
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from tbx_train.checkpoint import build_checkpoint, build_strategy, load_checkpoint, model_state
+from tbx_train.checkpoint import (
+    build_checkpoint,
+    build_strategy,
+    checkpoint_kind,
+    load_checkpoint,
+    model_state,
+)
 from tbx_train.config import RunConfig
+from tbx_train.config_files import config_dict
 from tbx_train.ema import ModelEma
 from tbx_train.engine import resolve_amp
 from tbx_train.model import build_dino
@@ -72,23 +79,52 @@ def build_training_state(config: RunConfig, device: torch.device) -> TrainingSta
     )
 
 
-def restore_state(state: TrainingState, path: Path) -> dict[str, Any]:
-    """Load model, optimizer, schedule, scaler and EMA of a resume checkpoint; return it.
+def restore_state(state: TrainingState, path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Load a resume checkpoint into `state`; returns it and lines saying what was carried over.
 
-    The optimizer and schedule come back as saved (as official DINO does): a changed lr or
-    lr_drop does not apply to a resumed run.
+    tbx-train checkpoints restore model, optimizer, schedule, scaler and EMA: the optimizer and
+    schedule come back as saved (as official DINO does), so a changed lr or lr_drop does not
+    apply. Official DINO checkpoints restore weights and epoch only (see `_restore_official`).
     """
     payload = load_checkpoint(path)
     state.model.load_state_dict(model_state(payload), strict=True)
+    if checkpoint_kind(payload) == "official-dino":
+        return payload, _restore_official(state, payload)
     state.optimizer.load_state_dict(payload["optimizer"])
     state.lr_scheduler.load_state_dict(payload["lr_scheduler"])
     if state.scaler is not None and payload.get("scaler"):
         state.scaler.load_state_dict(payload["scaler"])
     if state.ema is not None:
-        ema = payload.get("ema") or payload.get("ema_model")
+        ema = payload.get("ema")
         state.ema.load_state_dict(ema if ema else state.model.state_dict())
     state.global_step = int(payload.get("global_step", 0))
-    return payload
+    return payload, []
+
+
+def _restore_official(state: TrainingState, payload: Mapping[str, Any]) -> list[str]:
+    """Weights (and `ema_model`) and the epoch of an official DINO main.py checkpoint.
+
+    Its optimizer state is not loaded: its parameter order follows the official module
+    registration, which nothing in the file records, so a wrong match cannot be detected.
+    The schedule is recomputed for the next epoch instead.
+    """
+    epochs_done = int(payload["epoch"]) + 1
+    with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(epochs_done):
+            state.lr_scheduler.step()
+    carried = ["model weights", f"epoch {epochs_done - 1}"]
+    ema = payload.get("ema_model")
+    if state.ema is not None:
+        state.ema.load_state_dict(model_state(payload, use_ema=True) if ema else
+                                  state.model.state_dict())  # fmt: skip
+        carried.append("EMA weights" if ema else "no EMA weights (EMA restarts from the model)")
+    lr = state.optimizer.param_groups[0]["lr"]
+    return [
+        f"Official DINO checkpoint: carried over {', '.join(carried)}; not carried over: the "
+        f"AdamW moments (restart from zero), the scheduler state (recomputed: lr {lr:g} for "
+        f"epoch {epochs_done}), the global step (counts from 0 in this run)"
+    ]
 
 
 def checkpoint_payload(
@@ -116,7 +152,7 @@ def checkpoint_payload(
         completed=completed,
         epochs_planned=train.epochs,
         strategy=build_strategy(train.batch_size, train.grad_accum, world_size),
-        config=dataclasses.asdict(config),
+        config=config_dict(config),
         dataset=dataset,
         metrics=metrics,
     )

@@ -1,6 +1,6 @@
 import pytest
 
-from tbx_train.config import MODEL_PRESETS, ConfigError, model_preset
+from tbx_train.config import MODEL_PRESETS, ConfigError, TrainConfig, model_preset
 
 
 @pytest.mark.parametrize("name", sorted(MODEL_PRESETS))
@@ -21,3 +21,9 @@ def test_tbx11k_preset_uses_raw_category_ids():
 def test_override_is_validated():
     with pytest.raises(ConfigError, match="nheads"):
         model_preset("tiny", nheads=7)
+
+
+def test_lr_drops_of_both_schedules():
+    assert TrainConfig(epochs=50, lr_drop=11).lr_drops() == [11, 22, 33, 44]
+    assert TrainConfig(epochs=50, lr_drop=30).lr_drops() == [30]
+    assert TrainConfig(epochs=50, lr_drop_epochs=(40, 30)).lr_drops() == [30, 40]

@@ -3,6 +3,7 @@
 Examples:
     tbx-train run --preset tiny --data-root demo-output/synth --output-dir demo-output/run
     tbx-train run --preset tbx11k-1gpu --data-root /data/TBX11K --output-dir outputs/run1
+    tbx-train run --config my.toml --set train.epochs=50 --set model.num_queries=300 ...
     torchrun --nproc-per-node 2 -m tbx_train run --preset tbx11k-2gpu --data-root /data/TBX11K
 
 The effective batch is batch_size x grad_accum x GPUs; the official DINO recipe uses 16 at lr
@@ -20,7 +21,9 @@ from tbx_train.commands import run_options as opt
 
 
 def command(
-    preset: opt.Preset = "tbx11k",
+    preset: opt.Preset = None,
+    config: opt.ConfigFile = None,
+    set_values: opt.SetValues = None,
     data_root: opt.DataRoot = None,
     train_json: opt.TrainJson = None,
     val_json: opt.ValJson = None,
@@ -32,6 +35,7 @@ def command(
     lr: opt.Lr = None,
     lr_backbone: opt.LrBackbone = None,
     lr_drop: opt.LrDrop = None,
+    lr_drop_epochs: opt.LrDropEpochs = None,
     seed: opt.Seed = None,
     amp: opt.Amp = None,
     ema: opt.Ema = None,
@@ -41,6 +45,7 @@ def command(
     num_workers: opt.Workers = None,
     resume: opt.Resume = None,
     pretrained: opt.Pretrained = None,
+    backbone_weights: opt.BackboneWeights = None,
     allow_strategy_change: opt.AllowStrategyChange = None,
 ) -> None:
     """Train (or resume) a run; prints DINO's log lines and saves a checkpoint every epoch."""

@@ -1,20 +1,37 @@
 """The options `tbx-train run` (and `plan`) share, and the RunConfig they make.
 
-Every option defaults to None = "as the preset says"; `build_run_config` applies the ones given.
+Every option defaults to None = "as the preset (and --config file) says"; `build_run_config`
+applies the ones given as overrides, then `--set key=value` (tbx_train.config_files).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tbx_train.config import RUN_PRESETS, RunConfig, run_preset
+from tbx_train.config import RunConfig
+from tbx_train.config_files import DEFAULT_PRESET, preset_names, resolve_config
 
 Preset = Annotated[
-    str, typer.Option(help=f"Run preset: {', '.join(sorted(RUN_PRESETS))}.", show_default=True)
+    str | None,
+    typer.Option(
+        help=f"Run preset: {', '.join(preset_names())} (default: the --config file's `base`, "
+        f"else {DEFAULT_PRESET})."
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML config file (sections model/data/train) over the preset."),
+]
+SetValues = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override any field, KEY=VALUE (train.lr=2e-4, model.num_queries=300); repeatable. "
+        "`tbx-train config show` lists the keys.",
+    ),
 ]
 DataRoot = Annotated[
     Path | None, typer.Option(help="Data set root in the TBX11K layout (imgs/, annotations/json/).")
@@ -34,11 +51,24 @@ GradAccum = Annotated[
 ]
 Lr = Annotated[float | None, typer.Option(help="Learning rate of the transformer and heads.")]
 LrBackbone = Annotated[float | None, typer.Option(help="Learning rate of the ResNet backbone.")]
-LrDrop = Annotated[int | None, typer.Option(help="Epochs between tenfold learning-rate drops.")]
+LrDrop = Annotated[
+    int | None, typer.Option(help="StepLR: epochs between tenfold learning-rate drops.")
+]
+LrDropEpochs = Annotated[
+    str | None,
+    typer.Option(help="Multi-step schedule: the epochs of the tenfold drops, e.g. 30,40."),
+]
+BackboneWeights = Annotated[
+    Path | None,
+    typer.Option(help="ImageNet ResNet state dict (torchvision layout) for a fresh run."),
+]
 Seed = Annotated[int | None, typer.Option(help="Seed of weights init, data order, augmentation.")]
 Amp = Annotated[
     str | None,
-    typer.Option(help="Mixed precision on CUDA: auto (bf16 if supported), bf16, fp16, off."),
+    typer.Option(
+        help="Training autocast on CUDA: off (fp32, default), auto (bf16 if supported), bf16, "
+        "fp16. Evaluation always runs in fp32."
+    ),
 ]
 Ema = Annotated[bool | None, typer.Option("--ema/--no-ema", help="Keep an EMA of the weights.")]
 MaxSteps = Annotated[
@@ -64,36 +94,31 @@ AllowStrategyChange = Annotated[
 ]
 
 
-def _given(**values: object) -> dict[str, object]:
-    return {k: v for k, v in values.items() if v is not None}
+# Option name -> config key, where the two differ (the rest are `train.<name>`).
+OPTION_KEYS = {
+    "data_root": "data.data_root",
+    "train_json": "data.train_json",
+    "val_json": "data.val_json",
+    "image_root": "data.image_root",
+    "num_workers": "data.num_workers",
+    "backbone_weights": "model.backbone_weights",
+}
 
 
 def build_run_config(
-    preset: str,
+    preset: str | None,
     *,
-    data_root: Path | None = None,
-    train_json: Path | None = None,
-    val_json: Path | None = None,
-    image_root: Path | None = None,
-    num_workers: int | None = None,
-    output_dir: Path | None = None,
-    pretrained: Path | None = None,
-    **train_options: object,
+    config: Path | None = None,
+    set_values: list[str] | None = None,
+    **options: object,
 ) -> RunConfig:
-    """The preset with the given options replaced (None = keep); raises ConfigError."""
-    base = run_preset(preset)
-    paths = _given(
-        data_root=data_root, train_json=train_json, val_json=val_json, image_root=image_root
-    )
-    data = replace(
-        base.data, **{k: str(v) for k, v in paths.items()}, **_given(num_workers=num_workers)
-    )
-    train_values = _given(**train_options)
-    if output_dir is not None:
-        train_values["output_dir"] = str(output_dir)
-    if pretrained is not None:
-        train_values["pretrained"] = str(pretrained)
-    config = replace(base, data=data, train=replace(base.train, **train_values))
-    config.validate()
-    config.data.validate()
-    return config
+    """The preset, the --config file, the options given (None = keep) and the --set overrides,
+    resolved and validated; raises ConfigError."""
+    overrides = {
+        OPTION_KEYS.get(name, f"train.{name}"): str(value) if isinstance(value, Path) else value
+        for name, value in options.items()
+        if value is not None
+    }
+    resolved = resolve_config(preset, config, overrides, set_values or ())
+    resolved.data.validate()
+    return resolved

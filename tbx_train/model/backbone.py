@@ -13,6 +13,7 @@ import torchvision
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from tbx_train.config import ConfigError
 from tbx_train.model.position_encoding import PositionEmbeddingSine
 
 # Channels of layer2/3/4 (strides 8/16/32) for each supported ResNet.
@@ -21,7 +22,7 @@ _LAYER_CHANNELS = {"resnet50": [512, 1024, 2048], "resnet18": [128, 256, 512]}
 _TRAINED_LAYERS = ("layer2", "layer3", "layer4")
 
 
-class BackboneWeightsError(ValueError):
+class BackboneWeightsError(ConfigError):
     """A local backbone weights file is missing, unreadable or does not fit the ResNet."""
 
 
@@ -68,15 +69,18 @@ class ResNetBody(nn.Module):
 class Backbone(nn.Module):
     """ResNet feature extractor; `num_channels` lists the channels of the returned maps."""
 
-    def __init__(self, name: str, weights_path: str | None = None) -> None:
+    def __init__(
+        self, name: str, weights_path: str | None = None, *, freeze_stem: bool = True
+    ) -> None:
         super().__init__()
         resnet = getattr(torchvision.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
         self.body = ResNetBody(resnet)
         if weights_path is not None:
             load_backbone_weights(self.body, weights_path)
-        for param_name, param in self.body.named_parameters():
-            if not param_name.startswith(_TRAINED_LAYERS):
-                param.requires_grad_(False)
+        if freeze_stem:  # official: only pretrained low-level filters are worth freezing
+            for param_name, param in self.body.named_parameters():
+                if not param_name.startswith(_TRAINED_LAYERS):
+                    param.requires_grad_(False)
         self.num_channels = _LAYER_CHANNELS[name]
 
     def forward(self, images: Tensor, masks: Tensor) -> tuple[list[Tensor], list[Tensor]]:
@@ -129,9 +133,15 @@ class BackboneWithPosition(nn.Sequential):
 
 
 def build_backbone(
-    name: str, hidden_dim: int, pe_temperature: float, weights_path: str | None
+    name: str,
+    hidden_dim: int,
+    pe_temperature: float,
+    weights_path: str | None,
+    *,
+    freeze_stem: bool = True,
 ) -> BackboneWithPosition:
     """The ResNet `name` with its sine position encoding of hidden_dim channels."""
     return BackboneWithPosition(
-        Backbone(name, weights_path), PositionEmbeddingSine(hidden_dim // 2, pe_temperature)
+        Backbone(name, weights_path, freeze_stem=freeze_stem),
+        PositionEmbeddingSine(hidden_dim // 2, pe_temperature),
     )

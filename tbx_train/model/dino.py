@@ -137,7 +137,11 @@ def build_model(config: ModelConfig) -> DINO:
     config.validate()
     heads = build_detection_heads(config.hidden_dim, config.num_classes, config.dec_layers)
     backbone = build_backbone(
-        config.backbone, config.hidden_dim, config.pe_temperature, config.backbone_weights
+        config.backbone,
+        config.hidden_dim,
+        config.pe_temperature,
+        config.backbone_weights,
+        freeze_stem=config.freeze_stem,
     )
     transformer = DeformableTransformer(
         d_model=config.hidden_dim,

@@ -21,7 +21,10 @@ def invoke(*args: str, env: dict[str, str] | None = None):
 
 
 def test_fresh_plan_prints_report_and_line(tmp_path):
-    result = invoke("--preset", "tbx11k-1gpu", "--output-dir", str(tmp_path / "run"))
+    weights = tmp_path / "resnet50.pth"
+    weights.touch()
+    args = ("--preset", "tbx11k-1gpu", "--output-dir", str(tmp_path / "run"))
+    result = invoke(*args, "--backbone-weights", str(weights))
     assert result.exit_code == 0, result.output
     assert "Verdict:     OK, Training from scratch" in result.output
     assert result.output.splitlines()[-1] == (
@@ -62,3 +65,18 @@ def test_unreadable_explicit_resume_exits_2(tmp_path):
 
 def test_plan_takes_exactly_the_run_options():
     assert inspect.signature(command).parameters == inspect.signature(run.command).parameters
+
+
+def test_fresh_plan_without_backbone_weights_is_refused(tmp_path):
+    result = invoke("--preset", "tbx11k-1gpu", "--output-dir", str(tmp_path / "run"))
+    assert result.exit_code == 3 and "--backbone-weights FILE" in result.output
+    scratch = invoke("--preset", "tbx11k", "--output-dir", str(tmp_path / "run"),
+                     "--set", "model.freeze_stem=false", "--epochs", "50")  # fmt: skip
+    assert scratch.exit_code == 0, scratch.output
+    assert "Warning:     StepLR(lr_drop=11) over 50 epochs" in scratch.output
+
+
+def test_user_best_preset_with_50_epochs_drops_once(tmp_path):
+    result = invoke("--preset", "tbx11k-user-best", "--output-dir", str(tmp_path / "run"),
+                    "--set", "model.freeze_stem=false", "--epochs", "50")  # fmt: skip
+    assert result.exit_code == 0 and "Warning" not in result.output, result.output

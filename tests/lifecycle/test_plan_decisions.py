@@ -20,10 +20,14 @@ from .conftest import official_payload, tbx_payload
 
 
 def request(tmp_path: Path, **overrides) -> PlanRequest:
-    """The tbx11k-1gpu strategy (batch 1 x accum 2 x 1 process), 50 epochs, in tmp_path/run."""
+    """The tbx11k-1gpu strategy (batch 1 x accum 2 x 1 process), 50 epochs, in tmp_path/run.
+
+    ImageNet weights for the backbone (an empty file: the plan checks that it exists only)."""
+    weights = tmp_path / "resnet50.pth"
+    weights.touch()
     values = dict(
         output_dir=tmp_path / "run", epochs=50, batch_size=1, grad_accum=2, world_size=1,
-        model=model_preset("tbx11k"),
+        model=model_preset("tbx11k", backbone_weights=str(weights)),
     )  # fmt: skip
     values.update(overrides)
     return PlanRequest(**values)
@@ -196,3 +200,22 @@ def test_paths_with_spaces_are_quoted(write_ckpt, tmp_path):
     assert f"source='{coco}' source_epoch=11" in format_plan_line(
         decide_plan(request(tmp_path, pretrained=coco))
     )
+
+
+def test_fresh_run_with_a_frozen_random_stem_is_refused(tmp_path):
+    bare = request(tmp_path, model=model_preset("tbx11k"))
+    line = refusal(bare)
+    assert "stem and layer1 are frozen" in line and "--backbone-weights FILE" in line
+    scratch = request(tmp_path, model=model_preset("tbx11k", freeze_stem=False))
+    assert decide_plan(scratch).mode == "fresh"
+    missing = request(tmp_path, model=model_preset("tbx11k", backbone_weights="nope.pth"))
+    assert "--backbone-weights nope.pth does not exist" in refusal(missing)
+
+
+def test_step_lr_that_drops_more_than_once_warns(tmp_path):
+    many = decide_plan(request(tmp_path, lr_drops=(11, 22, 33, 44)))
+    assert many.warnings and "divides the learning rate by ten 4 times" in many.warnings[0]
+    assert "Warning:     StepLR(lr_drop=11)" in format_plan_report(many)
+    assert not decide_plan(request(tmp_path, lr_drops=(30,))).warnings
+    listed = request(tmp_path, lr_drops=(30, 40), multi_step=True)
+    assert not decide_plan(listed).warnings

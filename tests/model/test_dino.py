@@ -87,6 +87,13 @@ def test_tiny_forward_backward_follows_the_contract(tiny):
     total.backward()
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
     assert all(p.grad is not None and p.grad.isfinite().all() for p in trainable.values())
+    assert any(n.startswith("backbone.0.body.conv1") for n in trainable)  # tiny: freeze_stem off
+    assert any(n.startswith("backbone.0.body.layer2") for n in trainable)
+
+
+def test_freeze_stem_freezes_the_stem_and_layer1_only():
+    model = build_model(model_preset("tiny", freeze_stem=True))
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert not any(
         n.startswith(("backbone.0.body.layer1", "backbone.0.body.conv1")) for n in trainable
     )

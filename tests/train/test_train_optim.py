@@ -26,7 +26,7 @@ class _Named(nn.Module):
 
 
 def test_optimizer_rates_and_schedule():
-    config = TrainConfig(lr=1e-4, lr_backbone=1e-5, lr_drop=2)
+    config = TrainConfig(lr=1e-4, lr_backbone=1e-5, lr_drop=2, param_dict_type="ddetr_in_mmdet")
     optimizer = build_optimizer(_Named(), config)
     rates = {g["name"]: g["lr"] for g in optimizer.param_groups}
     assert rates == {"main": 1e-4, "backbone": 1e-5, "linear_proj": 1e-5}
@@ -39,3 +39,32 @@ def test_optimizer_rates_and_schedule():
         optimizer.step()
         scheduler.step()
     assert torch.allclose(torch.tensor(seen), torch.tensor([1e-4, 1e-4, 1e-5, 1e-5]))
+
+
+def test_default_groups_are_the_official_two():
+    optimizer = build_optimizer(_Named(), TrainConfig(lr=1e-4, lr_backbone=1e-5))
+    rates = {g["name"]: (g["lr"], len(g["params"])) for g in optimizer.param_groups}
+    assert rates == {"main": (1e-4, 4), "backbone": (1e-5, 2)}  # sampling_offsets at lr
+
+
+def test_multi_step_schedule_drops_at_the_listed_epochs():
+    config = TrainConfig(lr=1e-4, epochs=6, lr_drop_epochs=(2, 4))
+    optimizer = build_optimizer(_Named(), config)
+    scheduler = build_lr_scheduler(optimizer, config)
+    seen = []
+    for _ in range(6):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert torch.allclose(torch.tensor(seen), torch.tensor([1e-4] * 2 + [1e-5] * 2 + [1e-6] * 2))
+
+
+def test_group_sizes_equal_the_official_ones_for_the_4_class_r50():
+    from tbx_train.config import run_preset
+    from tbx_train.model import build_dino
+    from tbx_train.optim import build_param_groups
+
+    config = run_preset("tbx11k")
+    model = build_dino(config.model)[0]
+    sizes = {g["name"]: len(g["params"]) for g in build_param_groups(model, config.train)}
+    assert sizes == {"main": 273, "backbone": 42}  # official get_param_dict, "default"

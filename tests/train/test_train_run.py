@@ -63,7 +63,9 @@ def test_max_steps_then_resume_finishes_the_epoch(synth, tmp_path):
     assert any(line.endswith("(epoch 0, iteration 3)") for line in lines if "Resuming" in line)
     assert [ITERATION.match(x)["i"] for x in lines if ITERATION.match(x)] == ["3"]
     assert any(line.startswith("Averaged stats: lr: 0.000200  class_error: ") for line in lines)
-    assert any(line.startswith("Test:  [0/1]  eta: ") for line in lines)
+    assert any(
+        line.startswith("Test:  [0/2]  eta: ") for line in lines
+    )  # validation batch 1: 2 images
     assert any("IoU metric: bbox" in line for line in lines)
     assert f"Saved checkpoint: {tmp_path / 'checkpoint.pth'} (epoch 0)" in lines
     done = load_checkpoint(tmp_path / "checkpoint.pth")

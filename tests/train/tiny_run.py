@@ -13,9 +13,21 @@ def tiny_run_config(root: str | Path, output_dir: str | Path, **train: object) -
         base,
         model=replace(base.model, num_queries=50, num_select=50),  # 64 px: 85 encoder tokens
         data=DataConfig(
-            data_root=str(root), train_sizes=(64,), val_size=64, max_size=64, num_workers=0
+            data_root=str(root),
+            train_sizes=(64,),
+            val_size=64,
+            max_size=64,
+            crop_prob=0.0,  # the crop branch's sizes (384-600 px) do not fit 64 px images
+            num_workers=0,
         ),
         train=replace(
-            base.train, epochs=1, print_freq=1, output_dir=str(output_dir), device="cpu", **train
+            base.train,
+            **{
+                "epochs": 1,
+                "print_freq": 1,
+                "output_dir": str(output_dir),
+                "device": "cpu",
+                **train,
+            },
         ),
     )
