@@ -69,11 +69,14 @@ def run(paths: list[Path], expect: str | None, profile: Path | None, fmt: str, s
     from tbx_doctor.diagnosis import diagnose
     from tbx_doctor.profile.expectations import load_profile
 
+    skipped: list[str] = []
     try:
-        reports = diagnose(paths, load_profile(profile, expect))
+        reports = diagnose(paths, load_profile(profile, expect), skipped=skipped)
     except DoctorError as exc:
         print(f"tbx-doctor: error: {exc}", file=sys.stderr)
         return 2
+    for note in skipped:
+        print(f"tbx-doctor: note: {note}", file=sys.stderr)
     _emit(reports, fmt)
     return exit_code(reports, strict)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -13,7 +14,13 @@ from tbx_doctor.facts.source_run import SourceContext, SourceFinder
 from tbx_doctor.reading import patterns as P
 from tbx_doctor.reading.job_files import JobFiles, relocate
 from tbx_doctor.reading.logscan import EpochProgress, Line, LogScan, scan_log
-from tbx_doctor.reading.run_dir import EpochRecord, OutputDir, parse_duration, read_output_dir
+from tbx_doctor.reading.run_dir import (
+    EpochRecord,
+    OutputDir,
+    looks_like_output_dir,
+    parse_duration,
+    read_output_dir,
+)
 
 RUNNING_GRACE_SECONDS = 600.0  # a log touched this recently, with no ending, may be running
 
@@ -172,7 +179,7 @@ def find_output_dir(job: JobFiles, args: dict[str, str], signals: dict) -> Path 
     if not printed and signals.get("output_dir"):
         printed = signals["output_dir"][0].text.split(":", 1)[1].strip()
     if not printed or not job.logs:
-        return None
+        return _beside(job)
     root_lines = signals.get("project_root")
     root = root_lines[0].text.split(":", 1)[1].strip() if root_lines else None
     for candidate in relocate(printed, job.logs[0].parent, root):
@@ -181,12 +188,40 @@ def find_output_dir(job: JobFiles, args: dict[str, str], signals: dict) -> Path 
     return None
 
 
+def _beside(job: JobFiles) -> Path | None:
+    """A log kept inside its run's output directory: that directory's log.txt tells too."""
+    folder = job.logs[0].parent if job.logs else None
+    return folder if folder is not None and looks_like_output_dir(folder) else None
+
+
 def _first_value(lines: tuple[Line, ...]) -> str | None:
     return lines[0].text.split(":", 1)[1].strip().split()[0] if lines else None
 
 
+def _id_in(lines: tuple[Line, ...], pattern) -> str | None:
+    for line in lines:
+        if match := pattern.search(line.text):
+            return match.group(1)
+    return None
+
+
+def _job_id(job: JobFiles, signals: dict) -> str | None:
+    """The job's SLURM id: printed by the job (banner, SLURM_JOB_ID=), by slurmstepd about the
+    job, or in SLURM's file name; `Submitted batch job N` (sbatch's reply) last. Never stray
+    digits of a file name."""
+    ids = signals.get("job_id", ())
+    own = tuple(line for line in ids if "Submitted batch job" not in line.text)
+    slurm = tuple(line for kind in (*SLURM_ENDINGS, "host_oom") for line in signals.get(kind, ()))
+    return (
+        _id_in(own, P.PRINTED_JOB_ID)
+        or _id_in(slurm, P.SLURM_LINE_JOB_ID)
+        or job.job_id
+        or _id_in(ids, P.PRINTED_JOB_ID)
+    )
+
+
 def _identity(job: JobFiles, signals: dict) -> tuple[str | None, str | None]:
-    job_id = _first_value(signals.get("job_id", ())) or job.job_id
+    job_id = _job_id(job, signals)
     node = _first_value(signals.get("node", ()))
     for kind in ("time_limit", "cancelled", "preempted", "node_fail"):
         for line in signals.get(kind, ()):
@@ -276,7 +311,11 @@ def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> J
         **_arg_facts(args, signals),
         **_scan_facts(scans, signals),
     )
-    facts = replace(facts, still_growing=_still_growing(job, facts.ended, now or time.time()))
+    facts = replace(
+        facts,
+        still_growing=_still_growing(job, facts.ended, now or time.time()),
+        **_coverage(job, scans, signals, output),
+    )
     return _with_source(facts, job, given, signals)
 
 
@@ -299,3 +338,56 @@ def _with_source(facts: JobFacts, job: JobFiles, given: list[Path], signals: dic
         # log.txt of a resumed run is cumulative: keep the epochs this run trained itself.
         facts = replace(facts, epochs=tuple(e for e in facts.epochs if e.epoch > source.epoch))
     return facts
+
+
+# Lines a job prints at its start (any trainer): a log holding one was read from the beginning.
+START_KINDS = (
+    "start_time",
+    "job_id",
+    "command",
+    "namespace",
+    "run_plan",
+    "start_training",
+    "resume",
+    "pretrained",
+    "scratch",
+    "found_ckpt",
+    "effective_batch",
+    "output_dir",
+    "project_root",
+    "eval_banner",
+    "ckpt_loading",
+    "trainer_start",
+)
+
+
+def _is_err(path: Path) -> bool:
+    return path.name.removesuffix(".gz").endswith(".err")
+
+
+def _coverage(job: JobFiles, scans: list[LogScan], signals: dict, output: OutputDir | None) -> dict:
+    """What the files read could show: the trainer's own output, the job's start, and which
+    files would tell what these do not."""
+    starts = [line for kind in START_KINDS for line in signals.get(kind, ())]
+    order = {str(p): i for i, p in enumerate(job.logs)}
+    start = min(starts, key=lambda e: (order.get(e.file, 0), e.line)) if starts else None
+    records = output.records if output else []
+    if not job.logs and records:  # an output directory alone: its log.txt from its first epoch
+        start = min(records, key=lambda r: r.line.line).line
+    stdout_read = not job.logs or any(not _is_err(p) for p in job.logs)
+    would_tell = [m.removesuffix("[.gz]") for m in job.missing if ".out" in m]
+    if output is None or not output.records:
+        would_tell.append("the run's log.txt")
+    # An empty .err is the normal case; an empty .out (or a lone empty log) says nothing.
+    empty = [s.path for s in scans if s.status.bytes_read == 0]
+    empty = [p for p in empty if not _is_err(p) or len(job.logs) == 1]
+    return {
+        "stdout_read": stdout_read,
+        "start_seen": start,
+        "would_tell": tuple(would_tell),
+        "empty_logs": tuple(str(p) for p in empty),
+        "output_records": len(records),
+        "nonfinite_records": tuple(
+            r.line for r in records if r.train_loss is not None and not math.isfinite(r.train_loss)
+        ),
+    }

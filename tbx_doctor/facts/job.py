@@ -117,6 +117,13 @@ class JobFacts:
     iterations_seen: int = 0
     eval_ap: float | None = None  # AP@[.5:.95] of an evaluation that followed no training
     missing: tuple[str, ...] = ()  # companion files looked for and not found
+    # What the files read could show at all (seen / not seen / absent kept apart):
+    stdout_read: bool = True  # a log with the trainer's own output was read (not only an .err)
+    start_seen: Line | None = None  # a line from the job's start (banner, arguments, plan)
+    would_tell: tuple[str, ...] = ()  # files that would show what these files do not
+    empty_logs: tuple[str, ...] = ()  # logs that hold no byte at all
+    output_records: int = 0  # epochs the run's log.txt records
+    nonfinite_records: tuple[Line, ...] = ()  # log.txt epochs whose train_loss is NaN/inf
 
     def signal(self, kind: str) -> tuple[Line, ...]:
         return self.signals.get(kind, ())
@@ -141,6 +148,35 @@ class JobFacts:
         return next((e for e in self.epochs if e.epoch == ITERATIONS_ONLY), None)
 
     @property
+    def training(self) -> str:
+        """`seen` (a training line or a non-zero training time), `absent` (the job's own output
+        from its start was read and holds none) or `unknown` (the files read could not show it).
+        """
+        shown = (
+            self.epochs
+            or self.signal("progress")
+            or self.signal("nonfinite")
+            or self.output_records
+            # A non-zero training time, unless the loop's start is printed with no training line
+            # after it (detectron2's time covers its hooks even when no iteration ran).
+            or ((self.training_time or 0) > 0 and self.start_training is None)
+        )
+        if shown:
+            return "seen"
+        return "absent" if self.stdout_read and self.start_seen is not None else "unknown"
+
+    @property
+    def unseen_why(self) -> str:
+        """Why the files cannot show the training, and which file would (for `unknown`)."""
+        if not self.stdout_read:
+            why = "only SLURM's .err was read, and the trainer prints its progress to the .out"
+        elif self.start_seen is None:
+            why = "the log has no line from the job's start (a fragment or a tail)"
+        else:
+            return ""
+        return why + (f"; {' or '.join(self.would_tell)} would tell" if self.would_tell else "")
+
+    @property
     def ended(self) -> bool:
         """Some line says how the job ended (normal end, SLURM, crash or signal)."""
         kinds = (
@@ -154,5 +190,6 @@ class JobFacts:
             "plan_refused",
             "task_failed",
             "killed",
+            "script_failed",
         )
         return bool(self.end or self.training_time_line or any(self.signal(k) for k in kinds))

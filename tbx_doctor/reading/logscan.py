@@ -205,8 +205,14 @@ class _Scanner:
             kind = (match.lastgroup or "").split("__")[0]
         else:
             match, kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
+            if match is None and nl - pos > P.ANYWHERE_WINDOW:
+                # tqdm frames joined by \r: SLURM's ending or the error comes at the line's end
+                match, kind = _search_anywhere(buf, nl - P.ANYWHERE_WINDOW, nl)
         if match is None:
             return
+        if match.start() - pos > TEXT_LIMIT // 2:  # quote the message, not the bars before it
+            start = buf.rfind(b"\r", pos, match.start()) + 1 or max(pos, match.start() - 80)
+            pos = max(pos, start, match.start() - 160)
         if kind in ("iteration", "test_line"):  # prefixed by ANSI codes or a rank tag
             inner = match.start()
             self.iteration(buf, inner, nl) if kind == "iteration" else self.test_line(

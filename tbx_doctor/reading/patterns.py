@@ -24,15 +24,34 @@ _RANK = rb"(?:\[(?:rank|default)\d+\]:\s*)?"
 # Kinds found anywhere in a line: a cheap literal `needle` (bytes.find) gates each regex, because
 # one big alternation searched over every byte is ~100x slower in Python's regex engine.
 _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
-    ("slurm_cancel", (b"*** ",), rb"\*\*\* (?:JOB|STEP) [\d._]+ (?:ON \S+ )?CANCELLED AT \S+"),
+    # slurmstepd: "*** JOB 7 ON n1 CANCELLED AT <t> DUE TO TIME LIMIT ***"; also "STEP 7.0",
+    # older releases without "ON <node>", and scancel's form without a reason.
+    ("slurm_cancel", (b"*** ",), rb"\*\*\* (?:JOB|STEP) \S+ (?:ON \S+ )?CANCELLED AT \S+"),
+    (
+        "script_failed",  # the batch script itself could not be started
+        (b"execve(): ",),
+        rb"execve\(\): \S+: (?:No such file or directory|Permission denied|Exec format error)",
+    ),
     ("time_limit", (b"TIMEOUT", b"time limit"), rb"TIMEOUT.*JobId=|exceeded (?:its )?time limit"),
     ("preempted", (b"PREEMPT", b"requeued"), rb"PREEMPTED|[Jj]ob \d+ (?:was )?requeued"),
     ("node_fail", (b"NODE_FAIL", b"ode failure"), rb"NODE_FAIL|[Nn]ode failure"),
     (
         "host_oom",
-        (b"oom-kill", b"oom_kill", b"emory limit", b"Out of memory: Kill", b"Out Of Memory"),
+        (
+            b"oom-kill",
+            b"oom_kill",
+            b"emory limit",
+            b"Out of memory: Kill",
+            b"Out Of Memory",
+            b"killed by signal: Killed",
+            b"us error",
+            b"shared memory",
+        ),
         rb"oom[-_]kill event|[Ee]xceeded (?:job|step) memory limit|exceeded memory limit \("
-        rb"|Out of memory: Kill|task \d+: Out Of Memory",
+        rb"|Out of memory: Kill|task \d+: Out Of Memory"
+        # host memory seen from the data loader: a worker killed by the kernel, or /dev/shm full
+        rb"|DataLoader worker \(pid \d+\) is killed by signal: Killed"
+        rb"|[Bb]us error.{0,80}(?:shared memory|shm)|insufficient shared memory",
     ),
     (
         "killed",
@@ -42,7 +61,7 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     (
         "task_failed",
         (b"srun: error:",),
-        rb"srun: error: \S+: tasks? [\d,\-]+: (?:Exited with exit code|Killed|Terminated)",
+        rb"srun: error: \S+: tasks? [\d,\-]+: \w",
     ),
     (
         "cuda_oom",
@@ -60,15 +79,37 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     ("device_assert", (b"device-side assert",), rb"device-side assert"),
     (
+        "class_assert",  # the CUDA kernel assertion that precedes a device-side assert
+        (b"Assertion `",),
+        rb"Assertion `.*(?:n_classes|num_classes|index out of bounds|srcIndex <|input_val)",
+    ),
+    (
         "box_assert",
         (b"assert (boxes1",),
         rb"assert \(boxes1\[:, 2:\] >= boxes1\[:, :2\]\)\.all\(\)",
     ),
     (
         "nonfinite",
-        (b"Loss is", b"on-finite loss", b"not finite", b"infinite or NaN"),
+        (
+            b"Loss is",
+            b"on-finite loss",
+            b"not finite",
+            b"infinite or NaN",
+            b"NaN detected",
+            b"nan values",
+            b"=nan",
+            b": nan",
+            b"=inf",
+            b": inf",
+            b"NaN",
+            b"tensor(nan",
+            b"tensor([nan",
+        ),
         rb"Loss is (?:-?nan|-?inf)|[Nn]on-finite loss|loss is not finite"
-        rb"|Loss became infinite or NaN",  # detectron2's FloatingPointError
+        rb"|Loss became infinite or NaN"  # detectron2's FloatingPointError
+        rb"|NaN detected|returned nan values|[Ll]oss\w* ?(?:is )?NaN\b"
+        # mmdet "loss: nan", Lightning "loss=nan", plain loops "loss = inf", tensors printed
+        rb"|[Ll]oss\w*\"?\s*[:=]\s*(?:tensor\(\[*)?-?(?:nan|inf|NaN|Inf|Infinity)\b",
     ),
     (
         "size_mismatch",
@@ -89,10 +130,25 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
             b"FileNotFoundError",
             b"Corrupt JPEG",
             b"is truncated",
+            b"KeyError: '",
         ),
         rb"provided COCO path .* does not exist|UnidentifiedImageError"
-        rb"|(?:FileNotFoundError|No such file or directory).*\.(?:png|jpe?g|json)\b"
-        rb"|Corrupt JPEG|image file is truncated",
+        rb"|(?:FileNotFoundError|No such file or directory).*\.(?:png|jpe?g|json|bmp|tiff?|xml)\b"
+        rb"|Corrupt JPEG|image file is truncated"
+        # COCO-style annotations without a field the dataset code reads
+        rb"|KeyError: '(?:area|bbox|category_id|iscrowd|image_id|annotations|segmentation"
+        rb"|file_name|images|categories)'",
+    ),
+    (
+        "missing_op",  # a compiled extension not built for this environment
+        (b"No module named", b"undefined symbol", b"MultiScaleDeformableAttention"),
+        rb"No module named '?[\w.]*(?:MultiScaleDeformableAttention|_ext|_C)\b"
+        rb"|\.so: undefined symbol|[Ee]rror.{0,80}MultiScaleDeformableAttention",
+    ),
+    (
+        "missing_module",
+        (b"No module named",),
+        rb"ModuleNotFoundError: No module named '?[\w.]+",
     ),
     (
         "traceback",
@@ -142,6 +198,37 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     ("iteration", (b"Epoch: [",), rb"Epoch: \[\d+\]\s+\[\s*\d+/\d+\]"),
     ("test_line", (b"Test:  [", b"Test: ["), rb"Test: +\[\s*\d+/\d+\]"),
+    (
+        "progress",  # iteration/epoch lines of other trainers: mmdet, mmengine, Lightning, loops
+        (b"Epoch [", b"Epoch(train)", b"poch ", b"poch:", b"ter:", b"ter "),
+        rb"Epoch \[\d+\]\[\s*\d+/\d+\]|Epoch\(train\)\s*\[\d+\]\[\s*\d+/\d+\]"
+        rb"|Epoch \d+:\s+\d+%\||[Ee]poch\W{0,3}\d+\W.{0,200}?\b[Ll]oss"
+        rb"|\b[Ii]ter(?:ation)?\W{0,3}\d+\W.{0,300}?\b[Ll]oss",
+    ),
+    (
+        "trainer_start",  # what other trainers print first (mmdet, detectron2, Lightning, ...)
+        (
+            b"Environment info",
+            b"sys.platform",
+            b"Command line arguments",
+            b"Rank of current process",
+            b"GPU available:",
+            b"LOCAL_RANK:",
+            b"Trainable params",
+            b"Start running",
+            b"Starting training",
+            b"Start training",
+        ),
+        rb"Environment info:|sys\.platform:|Command line arguments:|Rank of current process:"
+        rb"|GPU available:|LOCAL_RANK: \d|Trainable params|Start running|Starting training"
+        rb"|Start training",
+    ),
+    ("root_cause", (b"Root Cause",), rb"Root Cause \(first observed failure\)"),
+    (
+        "job_id",
+        (b"SLURM_JOB_ID=", b"Submitted batch job "),
+        rb"SLURM_JOB_ID=\d+|Submitted batch job \d+",
+    ),
 ]
 NEEDLES: tuple[tuple[bytes, str, re.Pattern[bytes]], ...] = tuple(
     (needle, kind, re.compile(pattern))
@@ -167,6 +254,7 @@ _LINE_START: list[tuple[str, bytes]] = [
         rb"\[tbx-job\] (?:Submitted job \d+ to continue|TBX_ON_STOP=|Stopped by SIG|Chain limit)",
     ),
     ("saved_ckpt", rb"Saved checkpoint: "),
+    ("killed", rb"Killed\s*$"),
     ("start_training", rb"Start training\s*$"),
     ("training_time", rb"Training time (?:\d+ days?, )?\d+:\d\d:\d\d"),
     ("eval_banner", rb"Starting Evaluation|DINO Evaluation on|Evaluation only\b"),
@@ -197,7 +285,7 @@ LINE_START = _alternation(_LINE_START)
 KINDS: tuple[str, ...] = tuple(
     dict.fromkeys([k for k, _ in _LINE_START] + [k for k, *_ in _ANYWHERE])
 )
-SLURM_REASON = re.compile(r"DUE (?:TO|to) (.+?)\s*\*{0,3}\s*$")
+SLURM_REASON = re.compile(r"DUE (?:TO|to) ([A-Za-z][\w ,]*)")
 ANYWHERE_WINDOW = 8192  # bytes of a long line searched for error messages (5 MB lines exist)
 
 # Arguments as DINO's argparse Namespace repr and its `Command:` line print them.
@@ -222,6 +310,10 @@ EFFECTIVE_BATCH = re.compile(r"Effective Batch Size: (\d+) \((\d+) per GPU × (\
 DURATION = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
 CANCELLED_AT = re.compile(r"CANCELLED AT (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
 JOB_ID_IN_NAME = re.compile(r"(?<!\d)(\d{4,})(?!\d)")
+PRINTED_JOB_ID = re.compile(
+    r"(?:Job ID|SLURM_JOB_ID|Job id|Submitted batch job)\s*[:=]?\s*(\d+(?:_\d+)?)"
+)
+SLURM_LINE_JOB_ID = re.compile(r"(?:\*\*\* (?:JOB|STEP) |StepId=|JobId=)(\d+)")
 
 
 def slurm_cancel_kind(text: str) -> str:

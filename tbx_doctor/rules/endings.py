@@ -6,7 +6,7 @@ from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import Finding, finding
 from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.reading.logscan import Line
-from tbx_doctor.rules.describe import epoch_range, finished_epochs, progress_at_end, where
+from tbx_doctor.rules.describe import finished_text, progress_at_end, where
 from tbx_doctor.rules.requeue import (
     Requeue,
     find_requeue,
@@ -45,11 +45,8 @@ _ENDINGS = {
 
 
 def _progress(facts: JobFacts, requeue: Requeue | None = None) -> str:
-    done = finished_epochs(facts)
     last = facts.trained_epochs[-1] if facts.trained_epochs else None
-    text = (
-        f" The job was {progress_at_end(facts)}; epochs finished in this job: {epoch_range(done)}."
-    )
+    text = f" The job was {progress_at_end(facts)}; {finished_text(facts)}."
     if last is not None and not last.finished and last.iterations:
         text += (
             f" Epoch {last.epoch} was cut after iteration {last.last_iter} of {last.iterations}"
@@ -113,6 +110,9 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     exits = requeue_exits(facts)
     # Exit 75 after the save line is the planned stop (reported as `requeued`), not a failure.
     tasks = [t for t in facts.signal("task_failed") if t not in exits]
+    # srun kills the other tasks after the first one fails: their "Terminated"/"Killed" lines
+    # are consequences, so the first other failure (in time = in file order) leads.
+    tasks.sort(key=lambda t: t.text.rstrip().endswith(("Terminated", "Killed")))
     if exits and requeue is None:
         found.append(_unproven_requeue(exits))
     # A SIGKILL without any memory message: report the kill itself, no cause is proved.

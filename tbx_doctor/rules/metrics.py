@@ -10,11 +10,12 @@ from tbx_doctor.rules.describe import minutes, where
 
 def check_nonfinite(facts: JobFacts, profile: Profile) -> list[Finding]:
     """NaN/inf in a loss field or 'Loss is nan', or the box assertion NaN boxes trigger."""
-    lines = facts.signal("nonfinite") + facts.signal("box_assert")
+    lines = facts.signal("nonfinite") + facts.signal("box_assert") + facts.nonfinite_records
     if not lines:
         return []
     first = min(lines, key=lambda e: (e.file, e.line))
     count = facts.counts.get("nonfinite", 0) + facts.counts.get("box_assert", 0)
+    count += len(facts.nonfinite_records)
     return [
         finding(
             "nan-loss",

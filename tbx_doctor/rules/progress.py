@@ -18,6 +18,9 @@ CRASH_KINDS = (
     "plan_refused",
     "node_fail",
     "device_assert",
+    "script_failed",
+    "missing_op",
+    "missing_module",
 )
 
 
@@ -26,7 +29,9 @@ def crashed(facts: JobFacts) -> bool:
 
 
 def _is_zero_epoch_run(facts: JobFacts) -> bool:
-    if facts.eval_only or facts.iterations_seen or crashed(facts) or facts.still_growing:
+    """The loop's end is printed and nothing shows training: any epoch or iteration line (any
+    trainer's) or a non-zero training time rules it out."""
+    if facts.eval_only or facts.training == "seen" or crashed(facts) or facts.still_growing:
         return False
     loop_ended = facts.training_time_line is not None
     return loop_ended or (facts.start_training is not None and facts.end is not None)
@@ -114,7 +119,7 @@ def check_zero_epochs(facts: JobFacts, profile: Profile) -> list[Finding]:
 
 def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     """The job ended within `min_job_minutes` having run no training iteration."""
-    if facts.eval_only or facts.iterations_seen or facts.still_growing:
+    if facts.eval_only or facts.training != "absent" or facts.still_growing:
         return []
     short = facts.wall_seconds is not None and facts.wall_seconds < profile.min_job_minutes * 60
     zero_time = facts.training_time == 0
@@ -150,7 +155,7 @@ def check_false_success(facts: JobFacts, profile: Profile) -> list[Finding]:
     if not claims or facts.eval_only:
         return []
     reasons = []
-    if not facts.iterations_seen and not facts.still_growing:
+    if facts.training == "absent" and not facts.still_growing:
         reasons.append("zero training iterations ran")
     if crashed(facts) or facts.signal("nonfinite"):
         reasons.append("the log also shows a failure (see the error findings)")
@@ -184,10 +189,11 @@ def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
                 "Copy the log again from the cluster; findings below may miss the end of the job.",
             )
         )
+    found += _empty_logs(facts) + _starts_mid_run(facts)
     if (
         not facts.ended
         and not facts.still_growing
-        and (facts.iterations_seen or facts.start_training)
+        and (facts.iterations_seen or facts.signal("progress") or facts.start_training)
     ):
         missing = (
             f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
@@ -203,3 +209,39 @@ def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
             )
         )
     return found
+
+
+def _empty_logs(facts: JobFacts) -> list[Finding]:
+    """An empty log says nothing: that is a finding, never a healthy job."""
+    return [
+        finding(
+            "incomplete-log",
+            "The log is empty",
+            [],
+            f"{path} holds no line at all: the job wrote nothing to it (it may not have started, "
+            "or its output went elsewhere).",
+            "Check the job's other log (.out/.err), `sacct -j JOBID` for its state, and the "
+            "#SBATCH --output/--error paths.",
+        )
+        for path in facts.empty_logs
+    ]
+
+
+def _starts_mid_run(facts: JobFacts) -> list[Finding]:
+    """A fragment that starts after the job started: what came before is not in it."""
+    if facts.start_seen is not None or facts.training != "seen" or not facts.stdout_read:
+        return []
+    first = facts.trained_epochs[0].first if facts.trained_epochs else None
+    first = first or next(iter(facts.signal("progress")), None)
+    return [
+        finding(
+            "incomplete-log",
+            "The log starts mid-run",
+            [first],
+            "No line from the job's start (banner, arguments, `Start training`) is in the files "
+            f"read; the first training line is {where(first)}. How the job started and the "
+            "epochs before that line are unknown.",
+            "Read the whole log (the job's .out from its first line) for the start and the path "
+            "taken.",
+        )
+    ]

@@ -1,0 +1,118 @@
+# ruff: noqa: E501  (log lines quoted whole, as SLURM and the trainers print them)
+"""Seen, not seen and absent kept apart (issue 11): zero-epochs only when the log shows the
+loop ran empty; an .err alone or a fragment says unknown and names the file that would tell."""
+
+from __future__ import annotations
+
+import json
+
+from doctor_helpers import codes_of, run_check
+from doctor_logtext import banner, epoch_lines
+
+TIME_LIMIT = (
+    "slurmstepd: error: *** JOB 4242 ON n1 CANCELLED AT 2025-11-16T21:36:29 DUE TO TIME LIMIT ***"
+)
+
+
+def _write(tmp_path, name: str, lines: list[str]):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_training_time_with_days_is_not_zero_epochs(tmp_path):
+    rc, report = run_check(_write(tmp_path, "tail_1.out", ["Training time 2 days, 6:18:48"]))
+    assert "zero-epochs" not in codes_of(report) and rc == 0
+    assert report["run"]["training_time_seconds"] == 2 * 86400 + 6 * 3600 + 18 * 60 + 48
+
+
+def test_tail_with_epoch_total_time_is_not_zero_epochs(tmp_path):
+    lines = ["Epoch: [99] Total time: 0:00:11 (0.1 s / it)", "Training time 0:42:45"]
+    rc, report = run_check(_write(tmp_path, "tail_2.out", lines))
+    assert rc == 0 and "zero-epochs" not in codes_of(report)
+    assert report["run"]["last_epoch"] == 99 and report["run"]["training"] == "seen"
+
+
+def test_other_trainers_progress_rules_out_zero_epochs(tmp_path):
+    for n, line in enumerate(
+        [
+            "2023-05-01 10:00:00,000 - mmdet - INFO - Epoch [3][50/1000]\tlr: 2.000e-02, loss: 0.8",
+            "Epoch 3:  45%|####5     | 450/1000 [01:02<01:10, 7.8it/s, loss=0.412, v_num=1]",
+            "[05/01 10:00:00 d2.utils.events]:  eta: 1:00:00  iter: 199  total_loss: 1.2  time: 0.4",
+        ]
+    ):
+        _, report = run_check(_write(tmp_path, f"t_{n}.out", [line, "Training time 0:00:00"]))
+        assert "zero-epochs" not in codes_of(report), line
+        assert report["run"]["training"] == "seen"
+
+
+def test_err_alone_says_unknown_and_names_the_out(tmp_path):
+    err = _write(tmp_path, "train_4242.err", ["UserWarning: something", TIME_LIMIT])
+    _, report = run_check(err)
+    limit = next(f for f in report["findings"] if f["code"] == "time-limit")
+    assert "before any training iteration" not in limit["explanation"]
+    assert "epochs finished in this job: unknown" in limit["explanation"]
+    assert "train_4242.out" in limit["explanation"]
+    start = report["checklist"][1]
+    assert start["status"] == "unknown" and "train_4242.out" in start["evidence"]
+    assert report["run"]["training"] == "unknown"
+    assert any(w.endswith("train_4242.out") for w in report["run"]["would_tell"])
+
+
+def test_err_uses_the_out_beside_it(tmp_path):
+    _write(tmp_path, "train_4242.out", [*banner(4242), "Start training", *epoch_lines(0, n=4)])
+    err = _write(tmp_path, "train_4242.err", [TIME_LIMIT])
+    _, report = run_check(err)
+    limit = next(f for f in report["findings"] if f["code"] == "time-limit")
+    assert "epochs finished in this job: 0" in limit["explanation"]
+    assert report["run"]["training"] == "seen"
+
+
+def test_err_uses_log_txt_of_the_run_folder_it_lies_in(tmp_path):
+    (tmp_path / "log.txt").write_text(json.dumps({"epoch": 0, "train_loss": 2.2}) + "\n")
+    err = _write(tmp_path, "train_4242.err", [TIME_LIMIT])
+    _, report = run_check(err)
+    assert report["run"]["training"] == "seen" and str(tmp_path) == report["run"]["output_dir"]
+
+
+def test_fragment_without_start_is_incomplete_not_absent(tmp_path):
+    lines = epoch_lines(5, n=4)[:3]  # a pasted middle: epoch 5, no banner, no ending
+    _, report = run_check(_write(tmp_path, "paste.txt", lines))
+    titles = [f["title"] for f in report["findings"] if f["code"] == "incomplete-log"]
+    assert "The log starts mid-run" in titles
+    assert report["checklist"][1]["status"] == "pass"
+
+
+def test_banner_and_ending_without_iterations_is_still_absent(tmp_path):
+    lines = [*banner(7), "Start training", "Training time 0:00:00", "End Time: x"]
+    rc, report = run_check(_write(tmp_path, "train_7.out", lines))
+    assert rc == 1 and "zero-epochs" in codes_of(report)
+    assert report["run"]["training"] == "absent" and report["checklist"][1]["status"] == "fail"
+
+
+def test_json_is_strict_and_log_txt_nan_is_flagged(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    records = [{"epoch": 0, "train_loss": 2.1}, {"epoch": 1, "train_loss": float("nan")}]
+    (run / "log.txt").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    rc, report = run_check(run)
+    assert isinstance(report, dict), report  # parsed by the strict helper below too
+    assert rc == 1 and codes_of(report)["nan-loss"] == "error"
+    assert report["run"]["epochs"][1]["loss"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_own_reports_are_skipped_and_bad_inputs_exit_2(tmp_path):
+    log = _write(tmp_path, "train_9.out", [*banner(9), "Start training", *epoch_lines(0, n=4)])
+    own = tmp_path / "train_9.doctor.json"
+    own.write_text('{"schema": "tbx-doctor.check/1"}')
+    rc, report = run_check(log, own)
+    assert report["files"][0].endswith("train_9.out") and "reports" not in report
+    fake = tmp_path / "x.out.gz"
+    fake.write_text("plain text named .gz\n")
+    rc, output = run_check(fake)
+    assert rc == 2 and "not gzip-compressed" in output
+    binary = tmp_path / "y.out"
+    binary.write_bytes(bytes(range(256)) * 64)
+    rc, output = run_check(binary)
+    assert rc == 2 and "binary data" in output

@@ -1,0 +1,211 @@
+# ruff: noqa: E501  (log lines quoted whole, as SLURM and the trainers print them)
+"""Lines from other trainers and other SLURM versions (issue 11): endings anywhere in a line,
+NaN in every trainer's words, the cause before its consequences, job ids from SLURM only."""
+
+from __future__ import annotations
+
+import pytest
+from doctor_helpers import codes_of, run_check
+
+from tbx_doctor.reading.job_files import JobFiles
+from tbx_doctor.reading.logscan import scan_log
+
+ENDINGS = [
+    (
+        "slurmstepd: error: *** JOB 12 CANCELLED AT 2014-01-01T00:00:00 DUE TO TIME LIMIT ***",
+        "time-limit",
+    ),
+    (
+        "slurmstepd: error: *** STEP 12.0 ON n3 CANCELLED AT 2024-01-01T00:00:00 DUE TO TIME LIMIT ***",
+        "time-limit",
+    ),
+    (
+        "slurmstepd: error: *** STEP 12.batch ON n3 CANCELLED AT 2024-01-01T00:00:00 DUE TO PREEMPTION ***",
+        "preempted",
+    ),
+    (
+        "slurmstepd: error: *** JOB 12 ON n3 CANCELLED AT 2024-01-01T00:00:00 DUE TO NODE FAILURE, SEE SLURMCTLD LOG FOR DETAILS ***",
+        "node-fail",
+    ),
+    ("slurmstepd: error: *** JOB 12 ON n3 CANCELLED AT 2024-01-01T00:00:00 ***", "cancelled"),
+    (
+        "slurmstepd: error: *** JOB 12 ON n3 CANCELLED AT 2024-01-01T00:00:00 DUE to SIGNAL Terminated ***",
+        "cancelled",
+    ),
+    # joined tqdm frames before SLURM's message on the same line
+    (
+        "\r".join(f" {i}%|#   | {i}/100 [00:01<00:09]" for i in range(400))
+        + "slurmstepd: error: *** JOB 12 ON n3 CANCELLED AT 2024-01-01T00:00:00 DUE TO TIME LIMIT ***",
+        "time-limit",
+    ),
+    ("slurmstepd: error: execve(): /home/u/train.sh: No such file or directory", "config-error"),
+    ("slurmstepd: error: execve(): train.sh: Permission denied", "config-error"),
+    (
+        "slurmstepd: error: Detected 1 oom_kill event in StepId=12.batch. Some of your processes may have been killed",
+        "host-oom-killed",
+    ),
+    ("srun: error: n3: task 0: Segmentation fault (core dumped)", "task-failed"),
+    ("Killed", "task-failed"),
+]
+
+
+@pytest.mark.parametrize(("line", "code"), ENDINGS)
+def test_slurm_endings_in_every_form(tmp_path, line, code):
+    path = tmp_path / "slurm-12.out"
+    path.write_text("Start training\n" + line + "\n")
+    _, report = run_check(path)
+    assert code in codes_of(report), [f["title"] for f in report["findings"]]
+    quoted = [e["text"] for f in report["findings"] for e in f["evidence"]]
+    assert any(len(t) < 500 and ("***" in t or "error" in t or "Killed" in t) for t in quoted)
+
+
+NANS = [
+    "2023-05-01 10:00:00,000 - mmdet - INFO - Epoch [1][50/1000]\tlr: 2.000e-02, loss_cls: nan, loss_bbox: nan, loss: nan",
+    "FloatingPointError: Loss became infinite or NaN at iteration=412!",
+    "Epoch 3:  45%|####5     | 450/1000 [01:02<01:10, 7.8it/s, loss=nan, v_num=1]",
+    "step 1200 loss=inf lr=0.0001",
+    "Loss is nan, stopping training",
+    "I20230501 10:00:00 train.py:300] NaN detected",
+    "epoch 2 iter 40 loss: tensor(nan, device='cuda:0', grad_fn=<AddBackward0>)",
+    '{"train_loss": NaN, "epoch": 3}',
+]
+
+
+@pytest.mark.parametrize("line", NANS)
+def test_nan_in_other_trainers_words(tmp_path, line):
+    path = tmp_path / "a.out"
+    path.write_text("Start training\n" + line + "\n")
+    _, report = run_check(path)
+    assert report["findings"][0]["code"] == "nan-loss"
+
+
+BENIGN = [
+    "INFO: nan_check enabled, info: 3",
+    "Epoch 3: 100%|##########| 1000/1000 [02:00<00:00, loss=0.41, v_num=1]",
+    "  min_lr: inf is not used",
+]
+
+
+@pytest.mark.parametrize("line", BENIGN)
+def test_no_nan_in_finite_lines(tmp_path, line):
+    path = tmp_path / "a.out"
+    path.write_text("Start training\n" + line + "\n")
+    _, report = run_check(path)
+    assert "nan-loss" not in codes_of(report)
+
+
+def _crash_log(tmp_path, lines: list[str]):
+    path = tmp_path / "slurm-77.out"
+    path.write_text("Start training\nEpoch 0: 10%|#| 10/100 [loss=1.0]\n" + "\n".join(lines) + "\n")
+    return run_check(path)[1]
+
+
+def test_first_failed_task_leads(tmp_path):
+    report = _crash_log(
+        tmp_path,
+        ["srun: error: n1: task 3: Terminated", "srun: error: n1: task 0: Segmentation fault"],
+    )
+    task = next(f for f in report["findings"] if f["code"] == "task-failed")
+    assert "task 0: Segmentation fault" in task["explanation"]
+
+
+def test_signal_before_signal_exception(tmp_path):
+    report = _crash_log(
+        tmp_path,
+        [
+            "slurmstepd: error: *** JOB 77 ON n1 CANCELLED AT 2024-01-01T00:00:00 DUE TO PREEMPTION ***",
+            "Traceback (most recent call last):",
+            '  File "run.py", line 3, in <module>',
+            "torch.distributed.elastic.multiprocessing.api.SignalException: Process 9 got signal: 15",
+        ],
+    )
+    assert report["findings"][0]["code"] == "preempted"
+    assert "crash-traceback" not in codes_of(report)
+
+
+def test_worker_exception_before_launcher_summary(tmp_path):
+    report = _crash_log(
+        tmp_path,
+        [
+            "Traceback (most recent call last):",
+            '  File "train.py", line 9, in <module>',
+            "ValueError: bad anchor config",
+            "Traceback (most recent call last):",
+            '  File "torchrun", line 8, in <module>',
+            "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ",
+            "Root Cause (first observed failure):",
+        ],
+    )
+    crash = next(f for f in report["findings"] if f["code"] == "crash-traceback")
+    assert "ValueError: bad anchor config" in crash["explanation"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "code"),
+    [
+        (
+            ["RuntimeError: DataLoader worker (pid 4242) is killed by signal: Killed."],
+            "host-oom-killed",
+        ),
+        (
+            [
+                "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm)."
+            ],
+            "host-oom-killed",
+        ),
+        (
+            [
+                "/pytorch/aten/src/ATen/native/cuda/Loss.cu:240: block: [0,0,0], thread: [5,0,0] Assertion `t >= 0 && t < n_classes` failed.",
+                "RuntimeError: CUDA error: device-side assert triggered",
+            ],
+            "config-error",
+        ),
+        (["Traceback (most recent call last):", "KeyError: 'area'"], "data-error"),
+        (
+            [
+                "Traceback (most recent call last):",
+                "ModuleNotFoundError: No module named 'MultiScaleDeformableAttention'",
+            ],
+            "config-error",
+        ),
+    ],
+)
+def test_common_failures_are_classified(tmp_path, lines, code):
+    report = _crash_log(tmp_path, lines)
+    assert report["findings"][0]["code"] == code
+    assert "Fix the error the exception names" not in report["findings"][0]["fix"]
+
+
+@pytest.mark.parametrize(
+    ("name", "job_id"),
+    [
+        ("slurm-123456.out", "123456"),
+        ("slurm-123456_7.out", "123456_7"),
+        ("train_98765.err", "98765"),
+        ("dino-98765.out", "98765"),
+        ("run_6.log", None),
+        ("exp2_final.out", None),
+    ],
+)
+def test_job_id_from_slurm_file_names_only(tmp_path, name, job_id):
+    path = tmp_path / name
+    path.write_text("x\n")
+    assert JobFiles(str(tmp_path / "s"), logs=[path]).job_id == job_id
+
+
+def test_job_id_from_the_log_itself(tmp_path):
+    path = tmp_path / "run_6.log"
+    path.write_text("SLURM_JOB_ID=4711\nStart training\n")
+    assert run_check(path)[1]["run"]["job_id"] == "4711"
+    other = tmp_path / "run_7.log"
+    other.write_text("Start training\n")
+    assert run_check(other)[1]["run"]["job_id"] is None
+
+
+def test_tqdm_frames_before_the_epoch_line_keep_the_loss(tmp_path):
+    frames = "\r".join(f"  {i}%|#  | {i}/100 [loss: 9.9 (9.9)]" for i in range(3000))
+    line = "Epoch: [0]  [  0/10]  eta: 0:00:01  lr: 0.0001  loss: 2.2000 (2.2000)  time: 0.1"
+    path = tmp_path / "a.out"
+    path.write_text("Start training\n" + frames + "\r" + line + "\n")
+    scan = scan_log(path)
+    assert scan.epochs[0].loss_first == 2.2
