@@ -59,6 +59,11 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
         rb"[Ss]ignal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|\d Killed +\S",
     ),
     (
+        "elastic_exit",  # torchelastic's failure block: "exitcode  : 1 (pid: 15724)" per rank
+        (b"exitcode",),
+        rb"exitcode\s*:\s*-?\d+ \(pid",
+    ),
+    (
         "task_failed",
         (b"srun: error:",),
         rb"srun: error: \S+: tasks? [\d,\-]+: \w",
@@ -74,14 +79,16 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
         (b"NCCL", b"nccl", b"DistBackendError", b"Watchdog"),
         rb"NCCL [Ee]rror|NCCL WARN.*(?:[Tt]imeout|[Ee]rror|[Ff]ailed)"
         rb"|nccl(?:Internal|System|UnhandledCuda|InvalidUsage|Remote)Error"
-        rb"|Watchdog caught collective operation timeout|NCCL communicator was aborted"
+        rb"|Watchdog caught collective|NCCL communicator was aborted"
         rb"|DistBackendError|ProcessGroupNCCL.*(?:[Tt]imed? ?out|aborted|[Ee]xception)",
     ),
     ("device_assert", (b"device-side assert",), rb"device-side assert"),
     (
         "class_assert",  # the CUDA kernel assertion that precedes a device-side assert
-        (b"Assertion `",),
-        rb"Assertion `.*(?:n_classes|num_classes|index out of bounds|srcIndex <|input_val)",
+        (b"Assertion `", b"tgt_ids]", b"target_classes["),
+        rb"Assertion `.*(?:n_classes|num_classes|index out of bounds|srcIndex <|input_val)"
+        # the traceback frame that indexes class scores by the targets' labels (DETR matcher)
+        rb"|\[:, tgt_ids\]|target_classes\[",
     ),
     (
         "box_assert",
@@ -200,10 +207,12 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ("test_line", (b"Test:  [", b"Test: ["), rb"Test: +\[\s*\d+/\d+\]"),
     (
         "progress",  # iteration/epoch lines of other trainers: mmdet, mmengine, Lightning, loops
-        (b"Epoch [", b"Epoch(train)", b"poch ", b"poch:", b"ter:", b"ter "),
+        (b"Epoch [", b"Epoch(train)", b"poch ", b"poch:", b"ter:", b"ter ", b"] - "),
         rb"Epoch \[\d+\]\[\s*\d+/\d+\]|Epoch\(train\)\s*\[\d+\]\[\s*\d+/\d+\]"
         rb"|Epoch \d+:\s+\d+%\||[Ee]poch\W{0,3}\d+\W.{0,200}?\b[Ll]oss"
-        rb"|\b[Ii]ter(?:ation)?\W{0,3}\d+\W.{0,300}?\b[Ll]oss",
+        rb"|\b[Ii]ter(?:ation)?\W{0,3}\d+\W.{0,300}?\b[Ll]oss"
+        rb"|<epoch:\s*\d+, iter:\s*[\d,]+"  # BasicSR / mmsr
+        rb"|\d+/\d+ \[[=>.]+\] - .{0,80}\bloss: ",  # Keras
     ),
     (
         "trainer_start",  # what other trainers print first (mmdet, detectron2, Lightning, ...)

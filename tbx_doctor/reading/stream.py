@@ -50,8 +50,10 @@ def _open(path: Path) -> tuple[object, bool]:
 
 
 SNIFF_BYTES = 8192
-# Control bytes that text logs never hold (tab, newlines, form feed and ESC of colours excepted).
-_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 11, 12, 13, 27))
+# Control bytes that text logs never hold (tab, newlines, form feed and ESC of colours excepted;
+# NUL too: a job killed mid-write on a network file system leaves runs of NULs in a real log).
+_CONTROL = bytes(b for b in range(1, 32) if b not in (9, 10, 11, 12, 13, 27))
+SNIFF_MIN = 1024  # shorter files are read as text: too few bytes to call them binary
 _DROP_CONTROL = bytes.maketrans(b"", b"")
 
 
@@ -63,7 +65,7 @@ def looks_binary(head: bytes) -> bool:
     """
     sample = head[:SNIFF_BYTES]
     control = len(sample) - len(sample.translate(_DROP_CONTROL, _CONTROL))
-    return len(sample) >= 16 and control * 20 > len(sample)
+    return len(sample) >= SNIFF_MIN and control * 20 > len(sample)
 
 
 def _gunzip_blocks(raw, size: int, status: ReadStatus) -> Iterator[bytes]:

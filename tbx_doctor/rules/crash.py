@@ -62,6 +62,12 @@ _SPECIFIC = {
         "Install the module named in the message into the environment the sbatch script "
         "activates (`conda activate` / `source venv/bin/activate` before the trainer).",
     ),
+    "class_assert": (
+        "config-error",
+        "A label index is out of range for the model",
+        "Make num_classes (and dn_labelbook_size) larger than the highest category id in the "
+        "annotations, or remap the category ids; then retrain.",
+    ),
     "device_assert": (
         "crash-traceback",
         "A CUDA device-side assert fired",
@@ -93,17 +99,8 @@ def _specific(facts: JobFacts) -> list[Finding]:
         text = f"{where(lines[0])}: `{lines[0].text.strip()[:300]}`"
         if kind == "plan_refused" and "Fix:" in lines[0].text:
             fix = lines[0].text.split("Fix:", 1)[1].strip()
-        if kind == "device_assert" and (facts.signal("class_assert") or facts.signal("box_assert")):
-            # The kernel assertion beside it names the bad label index: a configuration error.
-            code, title = "config-error", "A label index is out of range for the model"
-            fix = (
-                "Make num_classes (and dn_labelbook_size) larger than the highest category id in "
-                "the annotations, or remap the category ids; then retrain."
-            )
-            lines = (*facts.signal("class_assert")[:1], *lines[:2])
-            text = f"{where(lines[0])}: `{lines[0].text.strip()[:300]}`"
-            if code in found:
-                continue
+        if kind == "device_assert" and "config-error" in found:
+            continue  # the label assertion beside it is the cause
         found[code] = finding(
             code, title, lines[:3], f"{text}. The job was {progress_at_end(facts)}.", fix
         )
@@ -137,6 +134,28 @@ def _signal_ended(facts: JobFacts, trace: Line, exc: Line) -> list[Finding]:
     ]
 
 
+def _last_exception(facts: JobFacts) -> list[Finding]:
+    """No traceback header in the files, but the log ends on an exception line (a paste of
+    the last line, a cut traceback): that exception ended the job."""
+    last, exceptions = facts.last_line, facts.signal("exception")
+    exc = exceptions[-1] if exceptions else None
+    if exc is None or last is None or exc.file != last.file or exc.line < last.line - 2:
+        return []
+    if any(c in exc.text for c in _CONSEQUENCES) or any(facts.signal(k) for k in _EXPLAINED_BY):
+        return []
+    return [
+        finding(
+            "crash-traceback",
+            "A Python exception ended the job",
+            [exc],
+            f"The log ends with the exception at {where(exc)}: `{exc.text.strip()[:300]}` "
+            "(its traceback is not in the files read).",
+            "Fix the error the exception names; the full traceback (the .err, or the lines above "
+            "it in the job's log) shows where it was raised.",
+        )
+    ]
+
+
 def _launcher_note(facts: JobFacts, exc: Line | None) -> str:
     if exc is None or not any(c in exc.text for c in _CONSEQUENCES[:2]):
         return ""
@@ -153,12 +172,10 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
     """One finding per failure family; a bare traceback only when nothing more specific does."""
     found = _specific(facts)
     explained = {f.code for f in found} & {"cuda-oom", "nccl-error", "data-error", "config-error"}
-    if (
-        not facts.signal("traceback")
-        or explained
-        or any(f.code == "crash-traceback" for f in found)
-    ):
+    if explained or any(f.code == "crash-traceback" for f in found):
         return found
+    if not facts.signal("traceback"):
+        return found + _last_exception(facts)
     if any(facts.signal(k) for k in _EXPLAINED_BY):
         return found  # host memory / NaN rules report the cause (NaN boxes trip the box assert)
     trace, exc = _root_traceback(facts)

@@ -117,6 +117,8 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
         found.append(_unproven_requeue(exits))
     # A SIGKILL without any memory message: report the kill itself, no cause is proved.
     tasks = tasks or ([] if oom or exits else list(killed))
+    # torchrun's failure block ("exitcode : 1 (pid: N)" per rank), its Root Cause first
+    tasks = tasks or ([] if oom else _elastic_exits(facts))
     if tasks:
         found.append(
             finding(
@@ -128,6 +130,15 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
             )
         )
     return found
+
+
+def _elastic_exits(facts: JobFacts) -> list[Line]:
+    exits = [e for e in facts.signal("elastic_exit") if not e.text.strip().endswith(": 0 (pid")]
+    root = facts.signal("root_cause")
+    if root:  # the block after "Root Cause (first observed failure):" names the first failure
+        after = [e for e in exits if (e.file, e.line) > (root[0].file, root[0].line)]
+        exits = after[:1] + [e for e in exits if e not in after[:1]]
+    return exits
 
 
 def _unproven_requeue(exits: tuple[Line, ...]) -> Finding:

@@ -18,6 +18,7 @@ CRASH_KINDS = (
     "plan_refused",
     "node_fail",
     "device_assert",
+    "class_assert",
     "script_failed",
     "missing_op",
     "missing_module",

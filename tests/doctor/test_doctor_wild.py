@@ -209,3 +209,60 @@ def test_tqdm_frames_before_the_epoch_line_keep_the_loss(tmp_path):
     path.write_text("Start training\n" + frames + "\r" + line + "\n")
     scan = scan_log(path)
     assert scan.epochs[0].loss_first == 2.2
+
+
+def test_torchelastic_failure_block_is_a_failed_task(tmp_path):
+    lines = [
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:",
+        "Failures:",
+        "[1]:",
+        "  rank      : 1 (local_rank: 1)",
+        "  exitcode  : 1 (pid: 3669031)",
+        "Root Cause (first observed failure):",
+        "[0]:",
+        "  rank      : 0 (local_rank: 0)",
+        "  exitcode  : -11 (pid: 3669030)",
+    ]
+    report = _crash_log(tmp_path, lines)
+    task = next(f for f in report["findings"] if f["code"] == "task-failed")
+    assert task["severity"] == "error" and "exitcode  : -11" in task["explanation"]
+
+
+def test_a_log_ending_on_an_exception_line_is_a_crash(tmp_path):
+    report = _crash_log(
+        tmp_path,
+        ["RuntimeError: DataLoader worker (pid 25902) is killed by signal: Segmentation fault"],
+    )
+    assert report["findings"][0]["code"] == "crash-traceback"
+    assert "host-oom-killed" not in codes_of(report)
+
+
+def test_a_caught_exception_mid_log_is_not_a_crash(tmp_path):
+    path = tmp_path / "a.out"
+    lines = ["Start training", "ValueError: retrying download", *["Epoch 0: loss=1.0"] * 5]
+    path.write_text("\n".join(lines) + "\n")
+    assert "crash-traceback" not in codes_of(run_check(path)[1])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "21-05-24 02:11:29.657 - INFO: <epoch: 30, iter:   2,800, lr:1.000e-04> l_g_pix: 3.2e-03",
+        "10000/10000 [==============================] - 2301s 230ms/step - loss: 2.6505",
+    ],
+)
+def test_more_trainers_progress_lines(tmp_path, line):
+    path = tmp_path / "a.out"
+    path.write_text(line + "\n")
+    report = run_check(path)[1]
+    assert report["run"]["training"] == "seen"
+    assert "The log starts mid-run" in [f["title"] for f in report["findings"]]
+
+
+def test_nccl_watchdog_line_cut_after_a_progress_bar(tmp_path):
+    path = tmp_path / "a.out"
+    path.write_text(
+        " 1%|  | 24/1752 [01:08<1:22:56,  2.88s/it][rank5]:[E602 11:17:52.185 "
+        "ProcessGroupNCCL.cpp:632] [Rank 5] Watchdog caught collective operati\n"
+    )
+    assert run_check(path)[1]["findings"][0]["code"] == "nccl-error"
