@@ -191,7 +191,9 @@ def find_output_dir(job: JobFiles, args: dict[str, str], signals: dict) -> Path 
 def _beside(job: JobFiles) -> Path | None:
     """A log kept inside its run's output directory: that directory's log.txt tells too."""
     folder = job.logs[0].parent if job.logs else None
-    return folder if folder is not None and looks_like_output_dir(folder) else None
+    if folder is None or any(p.name == "log.txt" for p in job.logs):
+        return None  # the log given is that log.txt (a text log under DINO's file name)
+    return folder if looks_like_output_dir(folder) else None
 
 
 def _first_value(lines: tuple[Line, ...]) -> str | None:

@@ -272,10 +272,19 @@ class _Scanner:
 
 
 def _search_anywhere(buf: bytes, pos: int, end: int) -> tuple[re.Match[bytes] | None, str]:
-    find = buf.find
+    """The first kind (in NEEDLES order) whose needle occurs in buf[pos:end] and whose pattern
+    matches there."""
+    found: set[bytes] = set()
+    for hit in P.NEEDLE_SEARCH.finditer(buf, pos, end):
+        found |= P.NEEDLES_INSIDE[hit.group()]
+    if not found:
+        return None, ""
+    tried: set[str] = set()
     for needle, kind, pattern in P.NEEDLES:
-        if find(needle, pos, end) >= 0 and (match := pattern.search(buf, pos, end)):
-            return match, kind
+        if needle in found and kind not in tried:
+            tried.add(kind)
+            if match := pattern.search(buf, pos, end):
+                return match, kind
     return None, ""
 
 
