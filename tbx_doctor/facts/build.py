@@ -285,6 +285,7 @@ def _scan_facts(scans: list[LogScan], signals: dict[str, tuple[Line, ...]]) -> d
         "last_phase": next((s.last_phase for s in scans if s.last_phase), ""),
         "last_line": scans[0].last_line if scans else None,
         "iterations_seen": sum(p.lines for s in scans for p in s.epochs.values()),
+        "loss_trend": max((s.loss_trend for s in scans), key=lambda t: t.ratio, default=None),
         "eval_ap": next((r.value for s in scans for r in s.aps if r.epoch is None), None),
     }
 

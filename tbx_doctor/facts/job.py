@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tbx_doctor.reading.logscan import ITERATIONS_ONLY, Line
+from tbx_doctor.reading.records import LossTrend
 
 Evidence = Line
 
@@ -124,6 +125,7 @@ class JobFacts:
     empty_logs: tuple[str, ...] = ()  # logs that hold no byte at all
     output_records: int = 0  # epochs the run's log.txt records
     nonfinite_records: tuple[Line, ...] = ()  # log.txt epochs whose train_loss is NaN/inf
+    loss_trend: LossTrend | None = None  # other trainers' total loss: lowest, highest jump
 
     def signal(self, kind: str) -> tuple[Line, ...]:
         return self.signals.get(kind, ())

@@ -229,6 +229,10 @@ class _Scanner:
             inner, inner_kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
             if inner is not None and inner_kind not in ("iteration", "test_line"):
                 self.add(inner_kind, buf[pos:nl])
+        if kind == "progress" and (value := P.LOSS_VALUE.search(buf, pos, nl)):
+            number = to_float(value.group(1))
+            if number is not None:
+                self.scan.loss_trend.add(number, line)
         if kind == "ap_line":
             self.ap(line)
         elif kind not in ("nonfinite", "command", "namespace") and P.NONFINITE_FIELD.search(

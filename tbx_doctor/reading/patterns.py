@@ -61,18 +61,26 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     (
         "elastic_exit",  # torchelastic's failure block: "exitcode  : 1 (pid: 15724)" per rank
         (b"exitcode",),
-        rb"exitcode\s*:\s*-?\d+ \(pid",
+        rb"exitcode\s*:\s*-?\d+ \(pid|\(exitcode: -?\d+\) local_rank: \d+",
     ),
+    ("elastic_rank", (b"(local_rank",), rb"rank\s*:\s*\d+ \(local_rank"),
     (
         "task_failed",
         (b"srun: error:",),
         rb"srun: error: \S+: tasks? [\d,\-]+: \w",
     ),
     (
+        "native_crash",  # a signal in compiled code: glog's stack trace, the shell, CPython
+        (b"*** SIG", b"Segmentation fault", b"Fatal Python error"),
+        rb"\*\*\* SIG(?:SEGV|ABRT|BUS|FPE|ILL) .{0,40}received by PID"
+        rb"|Segmentation fault \(core dumped\)|Fatal Python error: Segmentation fault",
+    ),
+    (
         "cuda_oom",
         (b"out of memory", b"OutOfMemoryError", b"ALLOC_FAILED", b"MemoryAllocation"),
         rb"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED"
-        rb"|cudaErrorMemoryAllocation|HIP out of memory",
+        rb"|cudaErrorMemoryAllocation|HIP out of memory"
+        rb"|error == cudaSuccess.{0,200}out of memory",  # Caffe2's enforce
     ),
     (
         "nccl_error",
@@ -97,8 +105,9 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     (
         "nonfinite",
-        (b"Loss is", b"on-finite", b"not finite", b"NaN", b"nan", b"inf", b"Inf"),
-        rb"Loss is (?:-?nan|-?inf)|[Nn]on-finite loss|loss is not finite"
+        (b"Loss is", b"on-finite", b"not finite", b"NaN", b"NAN", b"nan", b"inf", b"Inf"),
+        rb"Loss is -?(?:nan|NaN|inf|Inf)|[Nn]on-finite loss|loss is not finite"
+        rb"|\b(?:is|are|became|contains?) (?:a )?(?:NaN|NAN|nan)\b"
         rb"|Loss became infinite or NaN"  # detectron2's FloatingPointError
         rb"|NaN detected|returned nan values|[Ll]oss\w* ?(?:is )?NaN\b"
         # mmdet "loss: nan", Lightning "loss=nan", plain loops "loss = inf", tensors printed
@@ -124,13 +133,18 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
             b"Corrupt JPEG",
             b"is truncated",
             b"KeyError: '",
+            b"in DataLoader worker",
+            b"FileNotFoundError: Traceback",
         ),
         rb"provided COCO path .* does not exist|UnidentifiedImageError"
         rb"|(?:FileNotFoundError|No such file or directory).*\.(?:png|jpe?g|json|bmp|tiff?|xml)\b"
         rb"|Corrupt JPEG|image file is truncated"
         # COCO-style annotations without a field the dataset code reads
         rb"|KeyError: '(?:area|bbox|category_id|iscrowd|image_id|annotations|segmentation"
-        rb"|file_name|images|categories)'",
+        rb"|file_name|images|categories)'"
+        # an exception raised while loading the data set, re-raised by the DataLoader
+        rb"|Caught (?:FileNotFoundError|KeyError|OSError|IOError|UnidentifiedImageError) in "
+        rb"DataLoader worker|FileNotFoundError: Traceback \(most recent",
     ),
     (
         "missing_op",  # a compiled extension not built for this environment
@@ -193,12 +207,13 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ("test_line", (b"Test:  [", b"Test: ["), rb"Test: +\[\s*\d+/\d+\]"),
     (
         "progress",  # iteration/epoch lines of other trainers: mmdet, mmengine, Lightning, loops
-        (b"poch", b"ter", b"] - "),
+        (b"poch", b"ter", b"] - ", b"step "),
         rb"Epoch \[\d+\]\[\s*\d+/\d+\]|Epoch\(train\)\s*\[\d+\]\[\s*\d+/\d+\]"
         rb"|Epoch \d+:\s+\d+%\||[Ee]poch\W{0,3}\d+\W.{0,200}?\b[Ll]oss"
         rb"|\b[Ii]ter(?:ation)?\W{0,3}\d+\W.{0,300}?\b[Ll]oss"
         rb"|<epoch:\s*\d+, iter:\s*[\d,]+"  # BasicSR / mmsr
-        rb"|\d+/\d+ \[[=>.]+\] - .{0,80}\bloss: ",  # Keras
+        rb"|\d+/\d+ \[[=>.]+\] - .{0,80}\bloss: "  # Keras
+        rb"|\bstep \d+\W.{0,40}?\bloss\b",  # TensorFlow slim "global step N: loss = X"
     ),
     (
         "trainer_start",  # what other trainers print first (mmdet, detectron2, Lightning, ...)
@@ -310,6 +325,9 @@ EFFECTIVE_BATCH = re.compile(r"Effective Batch Size: (\d+) \((\d+) per GPU × (\
 DURATION = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
 CANCELLED_AT = re.compile(r"CANCELLED AT (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
 JOB_ID_IN_NAME = re.compile(r"(?<!\d)(\d{4,})(?!\d)")
+# The total loss a progress line prints: `loss: 0.85` (mmdet, Keras), `loss=0.41` (Lightning),
+# `loss = 0.14` (TensorFlow); `loss_cls` and friends are terms, not the total.
+LOSS_VALUE = re.compile(rb"\b[Ll]oss\"?\s*[:=]\s*(-?\d+\.?\d*(?:[eE][+-]?\d+)?)\b")
 PRINTED_JOB_ID = re.compile(
     r"(?:Job ID|SLURM_JOB_ID|Job id|Submitted batch job)\s*[:=]?\s*(\d+(?:_\d+)?)"
 )

@@ -68,6 +68,13 @@ _SPECIFIC = {
         "Make num_classes (and dn_labelbook_size) larger than the highest category id in the "
         "annotations, or remap the category ids; then retrain.",
     ),
+    "native_crash": (
+        "crash-traceback",
+        "The process crashed on a signal in compiled code",
+        "A segmentation fault or abort in native code (an extension, a driver, a library): "
+        "rebuild the compiled extensions for this torch/CUDA, check library versions, and rerun "
+        "with `python -X faulthandler` (or gdb) to see the failing frame.",
+    ),
     "device_assert": (
         "crash-traceback",
         "A CUDA device-side assert fired",
@@ -156,6 +163,10 @@ def _last_exception(facts: JobFacts) -> list[Finding]:
     ]
 
 
+def _elastic(facts: JobFacts) -> bool:
+    return any(facts.signal(k) for k in ("elastic_exit", "root_cause", "killed"))
+
+
 def _launcher_note(facts: JobFacts, exc: Line | None) -> str:
     if exc is None or not any(c in exc.text for c in _CONSEQUENCES[:2]):
         return ""
@@ -179,6 +190,8 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
     if any(facts.signal(k) for k in _EXPLAINED_BY):
         return found  # host memory / NaN rules report the cause (NaN boxes trip the box assert)
     trace, exc = _root_traceback(facts)
+    if (exc is None or any(c in exc.text for c in _CONSEQUENCES[:2])) and _elastic(facts):
+        return found  # the launcher's own traceback: the failed-task rule quotes the rank
     if exc is not None and any(c in exc.text for c in _CONSEQUENCES[2:]):
         return found + _signal_ended(facts, trace, exc)
     what = f"`{exc.text.strip()[:300]}`" if exc else "no exception line follows (log cut off?)"

@@ -68,6 +68,7 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     last = facts.trained_epochs[-1].last if facts.trained_epochs else None
     # srun --kill-on-bad-exit ends the step after a task's planned exit 75: not a cancellation.
     planned = set(step_cancels(facts)) if requeue and requeue_exits(facts) else set()
+    planned |= _step_ended_by_failure(facts)
     found = []
     for kind, (code, title, fix) in _ENDINGS.items():
         lines = [line for line in facts.signal(kind) if line not in planned]
@@ -78,6 +79,18 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
             explanation, fix = _saved_before_limit(lines[-1], requeue)
         found.append(finding(code, title, [lines[-1], last], explanation, fix))
     return found
+
+
+def _step_ended_by_failure(facts: JobFacts) -> set[Line]:
+    """`*** STEP n CANCELLED AT t ***` (no reason) after a task failed or ran out of memory is
+    srun ending the step because of that failure, not a user's scancel."""
+    failures = [*facts.signal("host_oom"), *facts.signal("task_failed"), *facts.signal("killed")]
+    return {
+        line
+        for line in facts.signal("cancelled")
+        if "DUE " not in line.text
+        and any((f.file, f.line) < (line.file, line.line) for f in failures)
+    }
 
 
 def _saved_before_limit(line: Line, requeue: Requeue) -> tuple[str, str]:
@@ -115,6 +128,8 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     tasks.sort(key=lambda t: t.text.rstrip().endswith(("Terminated", "Killed")))
     if exits and requeue is None:
         found.append(_unproven_requeue(exits))
+    if killed and not oom and not any(facts.signal(k) for k in _ENDINGS):
+        found.append(_sigkill(facts, killed))
     # A SIGKILL without any memory message: report the kill itself, no cause is proved.
     tasks = tasks or ([] if oom or exits else list(killed))
     # torchrun's failure block ("exitcode : 1 (pid: N)" per rank), its Root Cause first
@@ -132,9 +147,26 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     return found
 
 
+def _sigkill(facts: JobFacts, killed: tuple[Line, ...]) -> Finding:
+    """A SIGKILL that no SLURM ending explains: what the out-of-memory killers send."""
+    return finding(
+        "host-oom-killed",
+        "Killed by SIGKILL, the out-of-memory killer's signal",
+        killed[:2],
+        _quote(killed[0]) + " Nothing in these files sent it (no SLURM time limit or cancel): a "
+        "SIGKILL that the process did not ask for is what the kernel's and SLURM's out-of-memory "
+        "killers send. The memory message itself is not in these files; `sacct -j JOBID -o "
+        "MaxRSS,ReqMem,State` or the node's `dmesg` confirms it." + _progress(facts),
+        "Ask for more --mem (or use fewer / lighter data-loader workers), then resubmit.",
+        severity="warning",
+    )
+
+
 def _elastic_exits(facts: JobFacts) -> list[Line]:
     exits = [e for e in facts.signal("elastic_exit") if not e.text.strip().endswith(": 0 (pid")]
     root = facts.signal("root_cause")
+    if not exits and root:  # the block is cut before its exitcode line: quote what is there
+        return [root[0], *facts.signal("elastic_rank")[-1:]]
     if root:  # the block after "Root Cause (first observed failure):" names the first failure
         after = [e for e in exits if (e.file, e.line) > (root[0].file, root[0].line)]
         exits = after[:1] + [e for e in exits if e not in after[:1]]

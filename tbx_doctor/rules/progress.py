@@ -22,6 +22,7 @@ CRASH_KINDS = (
     "script_failed",
     "missing_op",
     "missing_module",
+    "native_crash",
 )
 
 
@@ -120,6 +121,8 @@ def check_zero_epochs(facts: JobFacts, profile: Profile) -> list[Finding]:
 
 def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     """The job ended within `min_job_minutes` having run no training iteration."""
+    if facts.signal("script_failed"):
+        return _script_not_started(facts.signal("script_failed")[0])
     if facts.eval_only or facts.training != "absent" or facts.still_growing:
         return []
     short = facts.wall_seconds is not None and facts.wall_seconds < profile.min_job_minutes * 60
@@ -146,6 +149,20 @@ def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
             [facts.start, facts.training_time_line, facts.end],
             explanation,
             "See the root-cause finding (zero-epochs / crash) above; fix it before resubmitting.",
+        )
+    ]
+
+
+def _script_not_started(line) -> list[Finding]:
+    return [
+        finding(
+            "immediate-exit",
+            "The job ended at once: its batch script could not be started",
+            [line],
+            f"{where(line)}: `{line.text.strip()[:300]}`: slurmstepd could not execute the job's "
+            "batch script, so nothing of the job ran.",
+            "Fix what the config-error finding names (the script's path or permissions), then "
+            "resubmit.",
         )
     ]
 

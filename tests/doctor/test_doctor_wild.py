@@ -266,3 +266,111 @@ def test_nccl_watchdog_line_cut_after_a_progress_bar(tmp_path):
         "ProcessGroupNCCL.cpp:632] [Rank 5] Watchdog caught collective operati\n"
     )
     assert run_check(path)[1]["findings"][0]["code"] == "nccl-error"
+
+
+def _one(tmp_path, lines: list[str]) -> dict:
+    path = tmp_path / "a.out"
+    path.write_text("\n".join(lines) + "\n")
+    return run_check(path)[1]
+
+
+def test_other_trainers_loss_explosion(tmp_path):
+    steps = [0.9, 0.5, 0.31, 0.3, 0.35, 9.0, 120.0]
+    report = _one(
+        tmp_path, [f"global step {i}: loss = {v} (0.3 sec/step)" for i, v in enumerate(steps)]
+    )
+    boom = next(f for f in report["findings"] if f["code"] == "loss-explosion")
+    assert "rose to 120" in boom["explanation"] and "0.3 at" in boom["explanation"]
+
+
+def test_falling_noisy_loss_is_no_explosion(tmp_path):
+    steps = [5.0, 3.0, 2.0, 2.5, 1.5, 1.8, 1.2, 1.4]
+    report = _one(tmp_path, [f"Epoch {i}: loss={v}" for i, v in enumerate(steps)])
+    assert "loss-explosion" not in codes_of(report)
+
+
+def test_unexplained_sigkill_is_probably_host_memory(tmp_path):
+    report = _one(
+        tmp_path,
+        [
+            "Epoch 0: loss=1.0",
+            "[ERROR] failed (exitcode: -9) local_rank: 1 (pid: 14447) of binary:",
+        ],
+    )
+    codes = codes_of(report)
+    assert codes["host-oom-killed"] == "warning" and codes["task-failed"] == "error"
+
+
+def test_sigkill_after_a_slurm_time_limit_is_not_memory(tmp_path):
+    report = _one(
+        tmp_path,
+        [
+            "Epoch 0: loss=1.0",
+            "slurmstepd: error: *** JOB 5 ON n1 CANCELLED AT 2024-01-01T00:00:00 DUE TO TIME LIMIT ***",
+            "Killed",
+        ],
+    )
+    assert "host-oom-killed" not in codes_of(report)
+
+
+def test_step_cancel_after_an_oom_kill_is_not_a_user_cancel(tmp_path):
+    report = _one(
+        tmp_path,
+        [
+            "slurmstepd-n1: error: Detected 1 oom-kill event(s) in StepId=9.0. Some of your processes may have been killed by the cgroup out-of-memory handler.",
+            "srun: error: n1: task 0: Out Of Memory",
+            "slurmstepd-n1: error: *** STEP 9.0 ON n1 CANCELLED AT 2022-05-17T17:58:10 ***",
+        ],
+    )
+    assert (
+        "cancelled" not in codes_of(report) and report["findings"][0]["code"] == "host-oom-killed"
+    )
+
+
+def test_root_cause_block_cut_before_its_exit_code(tmp_path):
+    report = _one(
+        tmp_path,
+        [
+            "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ",
+            "Root Cause (first observed failure):",
+            "[0]:",
+            "  rank      : 0 (local_rank: 0)",
+        ],
+    )
+    task = next(f for f in report["findings"] if f["code"] == "task-failed")
+    assert "Root Cause" in task["explanation"]
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (
+            "*** SIGSEGV (@0x0) received by PID 66514 (TID 0x7fc5093d5dc0) from PID 0; stack trace: ***",
+            "crash-traceback",
+        ),
+        (
+            "RuntimeError: [enforce fail at event_gpu.cc:17] error == cudaSuccess. 2 vs 0. Error at: event_gpu.cc:17: out of memory",
+            "cuda-oom",
+        ),
+        ("ValueError:Network outputs is NAN! Stop Training", "nan-loss"),
+        (
+            "2017-08-20 INFO - [Epoch 64 736512/1281167][Iteration 45457] Loss is Infinity.",
+            "nan-loss",
+        ),
+        (
+            "`FileNotFoundError: Caught FileNotFoundError in DataLoader worker process 0.",
+            "data-error",
+        ),
+    ],
+)
+def test_more_failures_in_their_own_words(tmp_path, line, code):
+    assert _one(tmp_path, [line])["findings"][0]["code"] == code
+
+
+def test_batch_script_that_could_not_start_is_an_immediate_exit(tmp_path):
+    path = tmp_path / "error_2997814.err"
+    path.write_text(
+        "slurmstepd: error: execve(): /tmp/slurmd/job2997814/slurm_script: No such file or directory\n"
+    )
+    codes = codes_of(run_check(path)[1])
+    assert codes["immediate-exit"] == "error" and codes["config-error"] == "error"
