@@ -213,7 +213,8 @@ def _job_id(job: JobFiles, signals: dict) -> str | None:
     digits of a file name."""
     ids = signals.get("job_id", ())
     own = tuple(line for line in ids if "Submitted batch job" not in line.text)
-    slurm = tuple(line for kind in (*SLURM_ENDINGS, "host_oom") for line in signals.get(kind, ()))
+    kinds = (*SLURM_ENDINGS, "host_oom", "job_id")
+    slurm = tuple(line for kind in kinds for line in signals.get(kind, ()))
     return (
         _id_in(own, P.PRINTED_JOB_ID)
         or _id_in(slurm, P.SLURM_LINE_JOB_ID)

@@ -165,7 +165,17 @@ class JobFacts:
         )
         if shown:
             return "seen"
-        return "absent" if self.stdout_read and self.start_seen is not None else "unknown"
+        return (
+            "absent" if self.stdout_read and self.start_seen and self.silence_proves else "unknown"
+        )
+
+    @property
+    def silence_proves(self) -> bool:
+        """No iteration line means no iteration only where one would have been printed: the
+        loop's end is printed, or the trainer prints iteration 0 (DINO, tbx-train)."""
+        loop_end = self.training_time_line is not None or (self.start_training and self.end)
+        dino = self.signal("namespace") or self.signal("run_plan") or self.signal("command")
+        return bool(loop_end or dino or self.eval_only)
 
     @property
     def unseen_why(self) -> str:
@@ -174,6 +184,11 @@ class JobFacts:
             why = "only SLURM's .err was read, and the trainer prints its progress to the .out"
         elif self.start_seen is None:
             why = "the log has no line from the job's start (a fragment or a tail)"
+        elif not self.silence_proves:
+            why = (
+                "no iteration line was printed, but this trainer prints one only every N "
+                "iterations and the log stops before any loop end"
+            )
         else:
             return ""
         return why + (f"; {' or '.join(self.would_tell)} would tell" if self.would_tell else "")
@@ -182,6 +197,7 @@ class JobFacts:
     def ended(self) -> bool:
         """Some line says how the job ended (normal end, SLURM, crash or signal)."""
         kinds = (
+            "run_end",
             "time_limit",
             "cancelled",
             "preempted",

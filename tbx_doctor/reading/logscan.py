@@ -147,7 +147,8 @@ class _Scanner:
     def iteration(self, buf: bytes, pos: int, nl: int) -> None:
         close = buf.find(b"]", pos + 8, pos + 24)
         key = buf[pos + 8 : close]
-        if not key.isdigit():  # "Epoch: [x" that is not an iteration line
+        # "Epoch: [34/80]" (D-FINE, RT-DETR: epoch of epochs) counts as epoch 34
+        if not key.replace(b"/", b"", 1).isdigit() or key.startswith(b"/"):
             self.other(buf, pos, nl)
             return
         if buf.startswith(b"] Total time", close):
@@ -169,7 +170,7 @@ class _Scanner:
     def start_epoch(self, buf: bytes, pos: int, nl: int, key: bytes) -> None:
         self.finish_epoch()
         self.last_buf = b""
-        epoch = int(key) if key.isdigit() else -1
+        epoch = int(key.split(b"/")[0])
         progress = self.scan.epochs.get(epoch)
         if progress is None:
             progress = self.scan.epochs[epoch] = EpochProgress(epoch)

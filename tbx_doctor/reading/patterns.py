@@ -13,8 +13,8 @@ import re
 
 ITERATION_PREFIX = b"Epoch: ["
 TEST_PREFIX = b"Test:  ["
-ITERATION = re.compile(rb"Epoch: \[(\d+)\]\s+\[\s*(\d+)/(\d+)\]")
-EPOCH_TOTAL = re.compile(rb"Epoch: \[(\d+)\] Total time: (\S+)")
+ITERATION = re.compile(rb"Epoch: \[(\d+)(?:/\d+)?\]\s+\[\s*(\d+)/(\d+)\]")
+EPOCH_TOTAL = re.compile(rb"Epoch: \[(\d+)(?:/\d+)?\] Total time: (\S+)")
 RUNNING_LOSS = re.compile(rb"  loss: (\S+) \((\S+)\)")
 NONFINITE_FIELD = re.compile(rb": \(?-?(?:nan|inf|NaN|Inf)\b|\(-?(?:nan|inf)\)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -207,13 +207,16 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ("test_line", (b"Test:  [", b"Test: ["), rb"Test: +\[\s*\d+/\d+\]"),
     (
         "progress",  # iteration/epoch lines of other trainers: mmdet, mmengine, Lightning, loops
-        (b"poch", b"ter", b"] - ", b"step "),
+        (b"poch", b"ter", b"] - ", b"step ", b"it/s]", b"s/it]", b"]  eta: ", b'"train_loss": '),
         rb"Epoch \[\d+\]\[\s*\d+/\d+\]|Epoch\(train\)\s*\[\d+\]\[\s*\d+/\d+\]"
         rb"|Epoch \d+:\s+\d+%\||[Ee]poch\W{0,3}\d+\W.{0,200}?\b[Ll]oss"
         rb"|\b[Ii]ter(?:ation)?\W{0,3}\d+\W.{0,300}?\b[Ll]oss"
         rb"|<epoch:\s*\d+, iter:\s*[\d,]+"  # BasicSR / mmsr
         rb"|\d+/\d+ \[[=>.]+\] - .{0,80}\bloss: "  # Keras
-        rb"|\bstep \d+\W.{0,40}?\bloss\b",  # TensorFlow slim "global step N: loss = X"
+        rb"|\bstep \d+\W.{0,40}?\bloss\b"  # TensorFlow slim "global step N: loss = X"
+        rb"|\[\s*\d+/\d+\]\s+eta: "  # MetricLogger headers other than DINO's (DINOv2 "Training")
+        rb"|(?m:^)\s*\d+/\d+\s+\d+(?:\.\d+)?G\s+\d.*(?:it/s|s/it)\]"  # YOLOv5/v8 epoch rows
+        rb'|"train_loss": -?\d',  # DINO's log.txt (JSON per epoch) read as a log
     ),
     (
         "trainer_start",  # what other trainers print first (mmdet, detectron2, Lightning, ...)
@@ -228,14 +231,26 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
             b"Start",
         ),
         rb"Environment info:|sys\.platform:|Command line arguments:|Rank of current process:"
-        rb"|GPU available:|LOCAL_RANK: \d|Trainable params|Start running|Starting training"
-        rb"|Start training",
+        rb"|GPU available:|LOCAL_RANK: \d|Trainable params|Start running|Start(?:ing)? [Tt]raining",
+    ),
+    (
+        "run_end",  # how other trainers say the run finished normally
+        (
+            b"Trainer.fit` stopped",
+            b"inished Training",
+            b"inished training",
+            b"raining finished",
+            b"Done training",
+            b"epochs completed in ",
+        ),
+        rb"`Trainer\.fit` stopped|[Ff]inished [Tt]raining|[Tt]raining finished|Done training"
+        rb"|\d+ epochs completed in [\d.]+ hours",  # YOLOv5
     ),
     ("root_cause", (b"Root Cause",), rb"Root Cause \(first observed failure\)"),
     (
         "job_id",
-        (b"SLURM_JOB_ID=", b"Submitted batch job "),
-        rb"SLURM_JOB_ID=\d+|Submitted batch job \d+",
+        (b"SLURM_JOB_ID=", b"Submitted batch job ", b"StepId="),
+        rb"SLURM_JOB_ID=\d+|Submitted batch job \d+|StepId=\d+",
     ),
 ]
 NEEDLES: tuple[tuple[bytes, str, re.Pattern[bytes]], ...] = tuple(
@@ -331,7 +346,7 @@ LOSS_VALUE = re.compile(rb"\b[Ll]oss\"?\s*[:=]\s*(-?\d+\.?\d*(?:[eE][+-]?\d+)?)\
 PRINTED_JOB_ID = re.compile(
     r"(?:Job ID|SLURM_JOB_ID|Job id|Submitted batch job)\s*[:=]?\s*(\d+(?:_\d+)?)"
 )
-SLURM_LINE_JOB_ID = re.compile(r"(?:\*\*\* (?:JOB|STEP) |StepId=|JobId=)(\d+)")
+SLURM_LINE_JOB_ID = re.compile(r"(?:\*\*\* (?:JOB|STEP) |StepId=|JobId=|\bin step )(\d+)")
 
 
 def slurm_cancel_kind(text: str) -> str:

@@ -44,10 +44,11 @@ _SPECIFIC = {
     ),
     "script_failed": (
         "config-error",
-        "The batch script could not be started",
-        "The program slurmstepd tried to run is missing or not executable on the node: check the "
-        "script's path and its `#!` line, `chmod +x` it, and that the file is on a file system "
-        "the compute node mounts.",
+        "slurmstepd could not start the job's program",
+        "The program slurmstepd tried to run (the batch script, or the command srun was given) is "
+        "missing or not executable on the node: check its path and `#!` line, `chmod +x` it, "
+        "keep it on a file system the compute node mounts, and load the environment that "
+        "provides it (module / conda) before srun.",
     ),
     "missing_op": (
         "config-error",

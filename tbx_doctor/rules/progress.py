@@ -153,14 +153,20 @@ def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     ]
 
 
+def _program(line) -> str:
+    """The path execve() was given: the batch script (`.../slurm_script`) or srun's command."""
+    path = line.text.split("execve(): ", 1)[-1].split(": ", 1)[0]
+    return "the batch script" if path.endswith("slurm_script") else path
+
+
 def _script_not_started(line) -> list[Finding]:
     return [
         finding(
             "immediate-exit",
-            "The job ended at once: its batch script could not be started",
+            "The job ended at once: slurmstepd could not start its program",
             [line],
-            f"{where(line)}: `{line.text.strip()[:300]}`: slurmstepd could not execute the job's "
-            "batch script, so nothing of the job ran.",
+            f"{where(line)}: `{line.text.strip()[:300]}`: slurmstepd could not execute "
+            f"`{_program(line)}`, so nothing of it ran.",
             "Fix what the config-error finding names (the script's path or permissions), then "
             "resubmit.",
         )
@@ -208,25 +214,33 @@ def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
             )
         )
     found += _empty_logs(facts) + _starts_mid_run(facts)
-    if (
-        not facts.ended
-        and not facts.still_growing
-        and (facts.iterations_seen or facts.signal("progress") or facts.start_training)
-    ):
-        missing = (
-            f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
-        )
-        found.append(
-            finding(
-                "incomplete-log",
-                "The log ends without saying how the job ended",
-                [facts.last_line],
-                f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
-                f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
-                "Look at the job's .err file and `sacct -j JOBID` for how it ended.",
-            )
-        )
+    in_log = facts.iterations_seen or facts.signal("progress") or facts.trained_epochs
+    if not facts.ended and facts.files and (in_log or facts.start_training) and _log_read(facts):
+        found.append(_no_ending(facts))
     return found
+
+
+def _log_read(facts: JobFacts) -> bool:
+    """A log was read (an output directory alone has no ending to miss)."""
+    return facts.output_dir is None or len(facts.files) > 1
+
+
+def _no_ending(facts: JobFacts) -> Finding:
+    missing = f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
+    running = (
+        " The log was written to in the last minutes, so the job may still be running."
+        if facts.still_growing
+        else ""
+    )
+    return finding(
+        "incomplete-log",
+        "The log ends without saying how the job ended",
+        [facts.last_line],
+        f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
+        f"`Training time`, end banner, SLURM message or traceback follows.{missing}{running}",
+        "Look at the job's .err file and `sacct -j JOBID` for how it ended.",
+        severity="info" if facts.still_growing else None,
+    )
 
 
 def _empty_logs(facts: JobFacts) -> list[Finding]:
@@ -261,5 +275,6 @@ def _starts_mid_run(facts: JobFacts) -> list[Finding]:
             "epochs before that line are unknown.",
             "Read the whole log (the job's .out from its first line) for the start and the path "
             "taken.",
+            severity="info",  # it limits what is known, it is not a problem of the job
         )
     ]

@@ -34,14 +34,7 @@ scorer = _load_scorer()
 CASES = scorer.load_cases()
 
 # case id -> why the doctor misses it today (shrink this as the doctor learns).
-KNOWN_MISSES: dict[str, str] = {
-    "mmdet-2672-healthy-v1-start": "cut mid-training, not called incomplete-log",
-    "d-fine-334-healthy-epoch-summary": "cut mid-training, not called incomplete-log",
-    "ultralytics-20531-healthy-yolov8-start": "cut mid-training, not called incomplete-log",
-    "yolov5-deepsparse-11-healthy-epochs": "cut mid-training, not called incomplete-log",
-    "dinov2-445-training-then-ipc-warning": "cut mid-training, not called incomplete-log",
-    "fb-dino-76-healthy-log-txt": "cut mid-training, not called incomplete-log",
-}
+KNOWN_MISSES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

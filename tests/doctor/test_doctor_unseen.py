@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from doctor_helpers import codes_of, run_check
 from doctor_logtext import banner, epoch_lines
 
@@ -116,3 +117,78 @@ def test_own_reports_are_skipped_and_bad_inputs_exit_2(tmp_path):
     binary.write_bytes(bytes(range(256)) * 64)
     rc, output = run_check(binary)
     assert rc == 2 and "binary data" in output
+
+
+def test_no_iteration_line_after_another_trainers_start_is_unknown(tmp_path):
+    lines = [
+        "2020-08-03T10:20:25 | mmf.trainers.core.training_loop: Starting training...",
+        "ERROR: Unexpected bus error encountered in worker. This might be caused by insufficient shared memory (shm).",
+    ]
+    _, report = run_check(_write(tmp_path, "mmf.log", lines))
+    assert report["run"]["training"] == "unknown"
+    assert report["checklist"][1]["status"] == "unknown"
+    assert "before any training iteration" not in report["findings"][0]["explanation"]
+
+
+def test_dino_start_without_iterations_is_absent(tmp_path):
+    lines = [
+        "Namespace(epochs=12, lr=0.0001)",
+        "Start training",
+        "Traceback (most recent call last):",
+    ]
+    _, report = run_check(_write(tmp_path, "dino.out", [*lines, "KeyError: 'bogus'"]))
+    assert report["run"]["training"] == "absent"
+    assert "before any training iteration" in report["findings"][0]["explanation"]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [
+            "Start Training (Batch size: 128)...",
+            "Epoch [1/25] LR: 0.1 | Loss: 1.7",
+            "Finished Training. Total time: 931.89 seconds",
+        ],
+        [
+            "      1/10      4.35G      1.394      4.212       1.26         28        640: 100%|##| 28/28 [00:17<00:00,  1.63it/s]",
+            "300 epochs completed in 8.675 hours.",
+        ],
+        [
+            "Epoch 2: : 115816it [7:02:37,  4.57it/s, loss=2.1, v_num=3hqp]",
+            "`Trainer.fit` stopped: `max_steps=400000` reached.",
+        ],
+    ],
+)
+def test_other_trainers_normal_ends_are_endings(tmp_path, lines):
+    _, report = run_check(_write(tmp_path, "run.log", lines))
+    assert report["run"]["training"] == "seen"
+    assert "The log ends without saying how the job ended" not in [
+        f["title"] for f in report["findings"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Epoch: [34/80] Total time: 1:01:24 (0.4984 s / it)",
+        "I20240724 09:37:05 4020743 dino_fl helpers.py:102] Training  [  3490/125000]  eta: 14:39:00  lr: 0.0000 (0.0000)",
+        '{"train_loss": 7.698364663490955, "train_lr": 4.99820136696111e-05, "epoch": 0}',
+    ],
+)
+def test_more_training_lines_are_seen(tmp_path, line):
+    _, report = run_check(_write(tmp_path, "frag.txt", [line]))
+    assert report["run"]["training"] == "seen"
+
+
+@pytest.mark.parametrize(
+    ("line", "job_id"),
+    [
+        ("srun: launch/slurm: _step_signal: Terminating StepId=3022331.0", "3022331"),
+        (
+            "slurmstepd: error: Detected 2 oom-kill event(s) in step 3756240.batch cgroup.",
+            "3756240",
+        ),
+    ],
+)
+def test_job_id_from_slurm_step_lines(tmp_path, line, job_id):
+    assert run_check(_write(tmp_path, "log.txt", [line]))[1]["run"]["job_id"] == job_id
