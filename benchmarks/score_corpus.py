@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tomllib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -150,12 +151,24 @@ def _listing(codes: dict[str, str]) -> str:
     return ", ".join(f"{code}:{sev}" for code, sev in sorted(codes.items())) or "nothing"
 
 
+def _age(corpus: Path, cases: list[dict]) -> None:
+    """Date the case files a day back: they are finished logs, but a fresh checkout gives them
+    a fresh modification time, and a log written to minutes ago may be a running job."""
+    old = time.time() - 86400
+    for case in cases:
+        for name in case["files"]:
+            path = corpus / case["id"] / name
+            if path.stat().st_mtime > old:
+                os.utime(path, (old, old))
+
+
 def score_all(
     corpus: Path = CORPUS, cases: list[dict] | None = None, in_process: bool = True
 ) -> list[Outcome]:
     """Judge every case: in this process one after the other (the entry point uses
     sys.argv and stdout), or in parallel subprocesses."""
     cases = load_cases(corpus) if cases is None else cases
+    _age(corpus, cases)
     if in_process:
         return [judge(run_doctor(case, corpus)) for case in cases]
     workers = max(2, min(8, os.cpu_count() or 2))

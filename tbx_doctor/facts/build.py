@@ -23,6 +23,7 @@ from tbx_doctor.reading.run_dir import (
 )
 
 RUNNING_GRACE_SECONDS = 600.0  # a log touched this recently, with no ending, may be running
+STALE_STAMP_SECONDS = 2 * 86400.0  # a last line stamped this long before the file's mtime
 
 
 def merge_events(scans: list[LogScan]) -> tuple[dict[str, tuple[Line, ...]], dict[str, int]]:
@@ -233,12 +234,28 @@ def _identity(job: JobFiles, signals: dict) -> tuple[str | None, str | None]:
     return job_id, node
 
 
-def _still_growing(job: JobFiles, ended: bool, now: float) -> bool:
+def _still_growing(job: JobFiles, ended: bool, now: float, last: Line | None = None) -> bool:
+    """Written to in the last minutes and no ending seen: the job may be running. A last line
+    stamped days ago is a copy of an old log (a fresh copy has a fresh modification time)."""
     plain = [p for p in job.logs if not p.name.endswith(".gz")]  # a .gz is never written live
     if ended or not plain:
         return False
     newest = max(p.stat().st_mtime for p in plain)
-    return now - newest < RUNNING_GRACE_SECONDS
+    if now - newest >= RUNNING_GRACE_SECONDS:
+        return False
+    stamped = _stamp(last.text) if last is not None else None
+    return stamped is None or newest - stamped < STALE_STAMP_SECONDS
+
+
+def _stamp(text: str) -> float | None:
+    """Epoch seconds of the date-time a log line starts with or holds (ISO or glog), if any."""
+    match = P.LINE_STAMP.search(text[:200])
+    if match is None:
+        return None
+    try:
+        return datetime(*(int(g) for g in match.groups())).timestamp()
+    except ValueError:
+        return None
 
 
 def _training_seconds(line: Line) -> float | None:
@@ -317,7 +334,7 @@ def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> J
     )
     facts = replace(
         facts,
-        still_growing=_still_growing(job, facts.ended, now or time.time()),
+        still_growing=_still_growing(job, facts.ended, now or time.time(), facts.last_line),
         **_coverage(job, scans, signals, output),
     )
     return _with_source(facts, job, given, signals)

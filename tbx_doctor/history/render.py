@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from tbx_doctor.history.chain import Chain, History
+from tbx_doctor.history.chain import Chain, History, row_key
 from tbx_doctor.history.rows import JobRow, to_frame
 from tbx_doctor.report.sparkline import scale_note, sparkline
 
@@ -68,7 +68,7 @@ def cells(row: JobRow) -> tuple[str, ...]:
     ending = row.ending + (f" ({row.ending_detail})" if row.ending_detail else "")
     path = (row.path or "?") + (f" ({row.source_job})" if row.source_job else "")
     return (
-        row.job_id or "?",
+        row_key(row).rsplit("/", 1)[-1],  # a job without a SLURM id is named by its file
         row.kind,
         (row.start or "?").replace("T", " "),
         _hours(row.wall_seconds, row.wall_estimated),
@@ -120,7 +120,7 @@ def render_text(history: History, console: Console) -> None:
     for row in history.rows:
         table.add_row(*cells(row))
     console.print(table)
-    rows = {r.job_id or "?": r for r in history.rows}
+    rows = {row_key(r): r for r in history.rows}
     for number, chain in enumerate(history.chains, start=1):
         console.print(f"[bold]Chain {number}[/bold]: " + "\n".join(chain_lines(chain, rows)))
     for problem in history.problems:
@@ -131,7 +131,7 @@ def render_text(history: History, console: Console) -> None:
 def render_markdown(history: History) -> str:
     out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     out += ["| " + " | ".join(cells(r)) + " |" for r in history.rows]
-    rows = {r.job_id or "?": r for r in history.rows}
+    rows = {row_key(r): r for r in history.rows}
     for number, chain in enumerate(history.chains, start=1):
         lines = chain_lines(chain, rows)
         out += ["", f"**Chain {number}**: {lines[0]}", "", "```", *lines[1:], "```"]

@@ -343,6 +343,8 @@ JOB_ID_IN_NAME = re.compile(r"(?<!\d)(\d{4,})(?!\d)")
 # The total loss a progress line prints: `loss: 0.85` (mmdet, Keras), `loss=0.41` (Lightning),
 # `loss = 0.14` (TensorFlow); `loss_cls` and friends are terms, not the total.
 LOSS_VALUE = re.compile(rb"\b[Ll]oss\"?\s*[:=]\s*(-?\d+\.?\d*(?:[eE][+-]?\d+)?)\b")
+# "2020-05-08 18:33:04,627", "2025-11-16T21:36:29", glog's "I20240724 09:37:05"
+LINE_STAMP = re.compile(r"(?<!\d)(20\d\d)-?(\d\d)-?(\d\d)[ T](\d\d):(\d\d):(\d\d)(?!\d)")
 PRINTED_JOB_ID = re.compile(
     r"(?:Job ID|SLURM_JOB_ID|Job id|Submitted batch job)\s*[:=]?\s*(\d+(?:_\d+)?)"
 )

@@ -215,7 +215,9 @@ def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
         )
     found += _empty_logs(facts) + _starts_mid_run(facts)
     in_log = facts.iterations_seen or facts.signal("progress") or facts.trained_epochs
-    if not facts.ended and facts.files and (in_log or facts.start_training) and _log_read(facts):
+    if facts.ended or facts.still_growing or not _log_read(facts):
+        return found  # a log written to minutes ago may be running: its end is still to come
+    if in_log or facts.start_training:
         found.append(_no_ending(facts))
     return found
 
@@ -227,19 +229,13 @@ def _log_read(facts: JobFacts) -> bool:
 
 def _no_ending(facts: JobFacts) -> Finding:
     missing = f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
-    running = (
-        " The log was written to in the last minutes, so the job may still be running."
-        if facts.still_growing
-        else ""
-    )
     return finding(
         "incomplete-log",
         "The log ends without saying how the job ended",
         [facts.last_line],
         f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
-        f"`Training time`, end banner, SLURM message or traceback follows.{missing}{running}",
+        f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
         "Look at the job's .err file and `sacct -j JOBID` for how it ended.",
-        severity="info" if facts.still_growing else None,
     )
 
 

@@ -192,3 +192,15 @@ def test_more_training_lines_are_seen(tmp_path, line):
 )
 def test_job_id_from_slurm_step_lines(tmp_path, line, job_id):
     assert run_check(_write(tmp_path, "log.txt", [line]))[1]["run"]["job_id"] == job_id
+
+
+def test_fresh_copy_of_an_old_log_is_not_running(tmp_path):
+    lines = [
+        "2020-05-08 18:32:34,938 - mmdet - INFO - Start running, host: a, work_dir: /w",
+        "2020-05-08 18:33:04,627 - mmdet - INFO - Epoch [1][50/7517]\tlr: 0.00125, loss: 1.2",
+    ]
+    _, report = run_check(_write(tmp_path, "mmdet.log", lines))  # written just now
+    assert report["verdict"] != "running"
+    assert "The log ends without saying how the job ended" in [
+        f["title"] for f in report["findings"]
+    ]

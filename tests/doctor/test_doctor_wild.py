@@ -374,3 +374,17 @@ def test_batch_script_that_could_not_start_is_an_immediate_exit(tmp_path):
     )
     codes = codes_of(run_check(path)[1])
     assert codes["immediate-exit"] == "error" and codes["config-error"] == "error"
+
+
+def test_logs_without_job_ids_stay_two_jobs_in_history(tmp_path):
+    from typer.testing import CliRunner
+
+    from tbx_doctor.cli import app
+
+    for n in (6, 7):
+        (tmp_path / f"run_{n}.log").write_text("Start training\nEpoch 0: loss=1.0\n")
+    result = CliRunner().invoke(
+        app, ["history", str(tmp_path / "run_6.log"), str(tmp_path / "run_7.log")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "run_6.log" in result.output and "run_7.log" in result.output
