@@ -73,6 +73,28 @@ CODES: dict[str, tuple[str, str]] = {
         "tbx-train saved a resumable checkpoint on a signal and exited 75 for the job chain "
         "(srun's exit-75 lines are this planned stop).",
     ),
+    # Learning quality (rules/learning.py; thresholds: `tbx-doctor codes --explain`).
+    "ap-collapsed": (
+        "error",
+        "AP fell far below the run's own best (3-epoch trend) and stayed there.",
+    ),
+    "not-learning": (
+        "warning",
+        "AP stays near zero after enough epochs, or the loss never fell from epoch 0's.",
+    ),
+    "loss-diverging": (
+        "warning",
+        "The loss trend rose well above its own minimum while AP fell or stayed near zero.",
+    ),
+    "resume-regression": (
+        "warning",
+        "After a resume, AP fell far below (or the loss rose far above) its level before it.",
+    ),
+    "off-reference": (
+        "warning",
+        "AP fell below / the loss rose above the reference run's per-epoch band (--reference or "
+        "a profile's [bands]).",
+    ),
 }
 
 

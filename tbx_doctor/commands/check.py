@@ -55,23 +55,41 @@ def command(
         ),
     ] = Format.text,
     strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="A healthy run to compare against, epoch by epoch (its log, its output "
+            "folder, or a profile from `profile learn`): off-reference where loss or AP "
+            "leaves its band.",
+        ),
+    ] = None,
 ) -> None:
     """Diagnose SLURM training jobs from their logs: findings with evidence, checklist, run facts.
 
     Exit codes: 0 no error-level finding, 1 at least one (warnings too with --strict),
     2 the tool could not work (missing/unreadable input, bad option). Codes: `tbx-doctor codes`.
     """
-    raise typer.Exit(run(paths, expect.value if expect else None, profile, format.value, strict))
+    expected = expect.value if expect else None
+    raise typer.Exit(run(paths, expected, profile, format.value, strict, reference))
 
 
-def run(paths: list[Path], expect: str | None, profile: Path | None, fmt: str, strict: bool) -> int:
+def run(
+    paths: list[Path],
+    expect: str | None,
+    profile: Path | None,
+    fmt: str,
+    strict: bool,
+    reference: Path | None = None,
+) -> int:
     """Diagnose, print in `fmt`, return the exit code (shared by typer and the fast path)."""
     from tbx_doctor.diagnosis import diagnose
+    from tbx_doctor.profile.bands import with_reference
     from tbx_doctor.profile.expectations import load_profile
 
     skipped: list[str] = []
     try:
-        reports = diagnose(paths, load_profile(profile, expect), skipped=skipped)
+        profile_used = with_reference(load_profile(profile, expect), reference)
+        reports = diagnose(paths, profile_used, skipped=skipped)
     except DoctorError as exc:
         print(f"tbx-doctor: error: {exc}", file=sys.stderr)
         return 2

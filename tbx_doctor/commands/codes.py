@@ -35,10 +35,20 @@ def command(
             "watch's early warnings).",
         ),
     ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Also print every default expectation and threshold: value, where it comes "
+            'from, how sure it is (with --json: under the key "defaults").',
+        ),
+    ] = False,
 ) -> None:
     """List every finding code (stable names, DESIGN 4.2) with default severity and meaning;
     watch's early warnings are marked [watch only]."""
     import json
+
+    from tbx_doctor.profile.explain import explain_text, explained_defaults
 
     codes = all_codes()
     if as_json:
@@ -47,9 +57,13 @@ def command(
             data[code] = {"severity": severity, "meaning": meaning}
             if watch_only:
                 data[code]["watch_only"] = True
+        if explain:
+            data["defaults"] = explained_defaults()
         typer.echo(json.dumps(data, indent=2))
         return
     width = max(map(len, codes))
     for code, (severity, meaning, watch_only) in codes.items():
         mark = f"{WATCH_ONLY_MARK} " if watch_only else ""
         typer.echo(f"{code:<{width}}  {severity:<7}  {mark}{meaning}")
+    if explain:
+        typer.echo("\n" + explain_text())

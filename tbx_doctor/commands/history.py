@@ -41,6 +41,20 @@ def command(
         typer.Option(help="Also draw loss and AP along each chain to this PNG (needs matplotlib)."),
     ] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 on warnings too.")] = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="A healthy run (log, output folder or learned profile): mark where each "
+            "chain's loss or AP leaves its per-epoch band."
+        ),
+    ] = None,
+    compare: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Logs or folders of another chain to show beside each chain, epoch by epoch "
+            "(repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """The chain of jobs at a glance: how each job started and ended, what it trained, which
     job resumed from which (gaps, forks, zero-epoch jobs, strategy changes), epochs reached of
@@ -49,16 +63,22 @@ def command(
     Exit codes: 0 no job has an error-level finding, 1 at least one (warnings too with
     --strict), 2 the tool could not work (missing/unreadable input, no matplotlib for --plot).
     """
-    raise typer.Exit(run(paths, format.value, plot, strict))
+    raise typer.Exit(run(paths, format.value, plot, strict, reference, compare or []))
 
 
-def run(paths: list[Path], fmt: str, plot: Path | None, strict: bool) -> int:
+def run(
+    paths: list[Path],
+    fmt: str,
+    plot: Path | None,
+    strict: bool,
+    reference: Path | None = None,
+    compare: list[Path] = (),
+) -> int:
     from tbx_doctor.history import render as history_render
-    from tbx_doctor.history.chain import build_chains
-    from tbx_doctor.history.rows import build_history
+    from tbx_doctor.history.curves import with_curves
 
     try:
-        history = build_chains(build_history(paths))
+        history = with_curves(paths, reference, list(compare))
         if plot is not None:
             from tbx_doctor.history.plot import plot_history
 

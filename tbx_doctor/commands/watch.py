@@ -77,6 +77,10 @@ _Settle = Annotated[
     float, typer.Option(help="After the trainer's last line, wait this long for more.")
 ]
 _Profile = Annotated[Path | None, typer.Option(help="TOML file of expectations.")]
+_Reference = Annotated[
+    Path | None,
+    typer.Option(help="A healthy run (log, output folder or learned profile) to compare with."),
+]
 _Format = Annotated[
     Format, typer.Option("--format", help="text lines, or one JSON object per event.")
 ]
@@ -93,18 +97,21 @@ def command(
     zero_loss_iterations: _ZeroLoss = 500,
     settle: _Settle = 30.0,
     profile: _Profile = None,
+    reference: _Reference = None,
     format: _Format = Format.text,
     strict: _Strict = False,
 ) -> None:
     """Follow a running job's log (and its .err), re-checking as lines arrive: each finding
     once, checklist items as they turn pass/fail, and early warnings: training-stalled (no
     iteration N minutes after `Start training`), loss-stuck-zero (running loss exactly 0 with
-    class_error 100), time-limit-near (limit close, current epoch unsaved); NaN, zero epochs and
-    crashes come from the same rules as `check`. Stops at the job's end or --timeout.
+    class_error 100), time-limit-near (limit close, current epoch unsaved); NaN, zero epochs,
+    crashes and the learning findings (AP collapsed, not learning, loss diverging, off the
+    --reference band) come from the same rules as `check`. Stops at the job's end or --timeout.
 
     Exit codes: as `check` for what was seen (0, 1; warnings too with --strict), 2 unreadable
     input or bad option.
     """
+    from tbx_doctor.profile.bands import with_reference
     from tbx_doctor.profile.expectations import load_profile
     from tbx_doctor.watch.follower import Watcher, WatchOptions
 
@@ -114,7 +121,8 @@ def command(
     )  # fmt: skip
     watcher = None
     try:
-        watcher = Watcher(log, options, load_profile(profile), _printer(format.value))
+        expected = with_reference(load_profile(profile), reference)
+        watcher = Watcher(log, options, expected, _printer(format.value))
         code = watcher.run()
     except DoctorError as exc:
         print(f"tbx-doctor: error: {exc}", file=sys.stderr)

@@ -52,6 +52,8 @@ class History:
     chains: list[Chain] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     overall: dict = field(default_factory=dict)
+    curves: list = field(default_factory=list)  # history.curves.Curve per chain
+    compared: list = field(default_factory=list)  # the --compare chains' Curves
 
 
 def last_finished(row: JobRow) -> int | None:

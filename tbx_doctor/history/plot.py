@@ -154,7 +154,9 @@ def _missing_epochs(axes, chain: Chain) -> None:
                      fontsize=7, color="0.4", transform=axes[0].get_xaxis_transform())  # fmt: skip
 
 
-def _draw_chain(sub, chain: Chain, members: list[JobRow], bins_per_epoch: int) -> None:
+def _draw_chain(sub, chain: Chain, members: list[JobRow], bins_per_epoch: int, history) -> None:
+    from tbx_doctor.history.curves import draw_learning
+
     loss_ax, ap_ax = sub.subplots(2, 1, sharex=True, height_ratios=[3, 2])
     logs = {row_key(r): _out_log(r) for r in members}
     bins = {job: loss_bins(log, bins_per_epoch) for job, log in logs.items() if log is not None}
@@ -162,6 +164,7 @@ def _draw_chain(sub, chain: Chain, members: list[JobRow], bins_per_epoch: int) -
     _ap_panel(ap_ax, members)
     rows_used = _bands((loss_ax, ap_ax), members, loss_ax)
     _missing_epochs((loss_ax, ap_ax), chain)
+    draw_learning(loss_ax, ap_ax, chain, history)
     loss_ax.set_title(_title(chain), pad=8 + 30 * rows_used, fontsize=11, fontweight="bold")
 
 
@@ -180,7 +183,7 @@ def plot_history(history: History, path: Path, bins_per_epoch: int = 10) -> None
     rows = {row_key(r): r for r in history.rows}
     fig = plt.figure(figsize=(13, 8 * len(chains)), layout="constrained")
     for chain, sub in zip(chains, fig.subfigures(len(chains), 1, squeeze=False)[:, 0], strict=True):
-        _draw_chain(sub, chain, [rows[j] for j in chain.jobs], bins_per_epoch)
+        _draw_chain(sub, chain, [rows[j] for j in chain.jobs], bins_per_epoch, history)
     try:
         fig.savefig(path, dpi=110, bbox_inches="tight")
     except OSError as exc:

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from tbx_doctor.history.chain import Chain, History, row_key
+from tbx_doctor.history.curves import learning_lines
 from tbx_doctor.history.rows import JobRow, to_frame
 from tbx_doctor.report.sparkline import scale_note, sparkline
 
@@ -30,6 +31,8 @@ def to_dict(history: History) -> dict:
         "chains": [asdict(c) for c in history.chains],
         "problems": [asdict(p) for p in history.problems],
         "overall": history.overall,
+        "curves": [c.to_dict() for c in history.curves],
+        **({"compared": [c.to_dict() for c in history.compared]} if history.compared else {}),
     }
 
 
@@ -112,6 +115,7 @@ def _overall(history: History) -> str:
 
 
 def render_text(history: History, console: Console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=False, header_style="bold")
@@ -122,7 +126,8 @@ def render_text(history: History, console: Console) -> None:
     console.print(table)
     rows = {row_key(r): r for r in history.rows}
     for number, chain in enumerate(history.chains, start=1):
-        console.print(f"[bold]Chain {number}[/bold]: " + "\n".join(chain_lines(chain, rows)))
+        lines = chain_lines(chain, rows) + learning_lines(history, chain, rows)
+        console.print(f"[bold]Chain {number}[/bold]: " + escape("\n".join(lines)))
     for problem in history.problems:
         console.print(f"[yellow]{problem.kind}[/yellow]: {problem.text}")
     console.print(_overall(history))
@@ -133,7 +138,7 @@ def render_markdown(history: History) -> str:
     out += ["| " + " | ".join(cells(r)) + " |" for r in history.rows]
     rows = {row_key(r): r for r in history.rows}
     for number, chain in enumerate(history.chains, start=1):
-        lines = chain_lines(chain, rows)
+        lines = chain_lines(chain, rows) + learning_lines(history, chain, rows)
         out += ["", f"**Chain {number}**: {lines[0]}", "", "```", *lines[1:], "```"]
     if history.problems:
         out += ["", "**Problems**", ""] + [f"- {p.kind}: {p.text}" for p in history.problems]

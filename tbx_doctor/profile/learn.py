@@ -6,6 +6,10 @@ margin (default 25 %): epoch 0's mean loss, the minutes one epoch takes, AP@[.5:
 epoch 0; and iterations per epoch as the exact observed min..max (no margin: it changes only
 with the data or the batch size x GPUs, and such a change is what it is there to catch).
 The TOML uses `expectations.py`'s schema, so `load_profile` reads it back unchanged.
+A chain whose trajectory has a learning finding (AP collapsed, not learning, loss diverging:
+`history.curves`) is no reference and is left out, with a comment saying so. From the rest,
+`[bands]` holds the per-epoch band of loss and AP (`profile.bands`) that `check --profile`
+and `--reference` compare a run with.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tbx_doctor.errors import DoctorError
+from tbx_doctor.facts.trajectory import Sample, Trajectory
 from tbx_doctor.history.rows import JobRow
+from tbx_doctor.profile.bands import Bands, bands_from, render_bands
+from tbx_doctor.profile.learning_defaults import LearningThresholds
 
 UNHEALTHY_ENDINGS = ("zero epochs", "crashed")
 
@@ -36,6 +43,34 @@ def healthy(rows: list[JobRow]) -> list[JobRow]:
         for r in rows
         if r.kind == "train" and r.verdict != "failed" and r.ending not in UNHEALTHY_ENDINGS
     ]
+
+
+def not_learning_jobs(rows: list[JobRow]) -> dict[str, str]:
+    """job -> the learning finding of its chain (warning or error), for jobs to leave out."""
+    from tbx_doctor.history.chain import build_chains
+    from tbx_doctor.history.curves import chain_curves
+    from tbx_doctor.profile.expectations import Profile
+
+    chains = build_chains(rows).chains
+    bad = {}
+    for curve in chain_curves(chains, rows, Profile()):
+        problems = [f["code"] for f in curve.findings if f["severity"] in ("warning", "error")]
+        bad.update({job: ", ".join(problems) for job in curve.jobs if problems})
+    return bad
+
+
+def learned_bands(rows: list[JobRow]) -> Bands | None:
+    """Bands around the merged finished epochs of the healthy rows (later jobs win)."""
+    samples: dict[int, Sample] = {}
+    for row in rows:
+        for p in row.epochs:
+            if p.finished and (p.loss is not None or p.ap is not None):
+                samples[p.epoch] = Sample(p.epoch, p.loss, p.ap, None)
+    if not samples:
+        return None
+    jobs = ", ".join(r.job_id or "?" for r in rows)
+    trajectory = Trajectory(tuple(samples[e] for e in sorted(samples)))
+    return bands_from(trajectory, LearningThresholds(), f"jobs {jobs}")
 
 
 def observe(rows: list[JobRow]) -> dict[str, Observed]:
@@ -70,7 +105,8 @@ def _seen(obs: Observed, fmt: str) -> str:
 
 def render_profile(rows: list[JobRow], margin: float = 0.25) -> str:
     """TOML text for `check --profile`; raises NothingToLearn without a healthy run."""
-    good = healthy(rows)
+    bad = not_learning_jobs(rows)
+    good = [r for r in healthy(rows) if (r.job_id or "?") not in bad]
     if not good:
         raise NothingToLearn(
             "no healthy training run among the inputs (all failed, crashed, trained zero "
@@ -80,6 +116,7 @@ def render_profile(rows: list[JobRow], margin: float = 0.25) -> str:
     lines = [
         f"# tbx-doctor profile learned from {len(good)} training job(s): "
         + ", ".join(r.job_id or "?" for r in good),
+        *(f"# left out: job {job} (its chain: {codes})" for job, codes in bad.items()),
         f"# Each range is the observed min..max widened by {margin:.0%}.",
         "[first_epoch]",
     ]
@@ -93,7 +130,9 @@ def render_profile(rows: list[JobRow], margin: float = 0.25) -> str:
             lines.append(f"# {key}: no {what} in these runs (built-in default kept)")
     if "loss" in seen:
         lines.append("loss_tolerance = 0.0  # the loss range above already holds the margin")
-    return "\n".join(lines + _job_table(good)) + "\n"
+    bands = learned_bands(good)
+    tail = render_bands(bands) if bands else ["# no per-epoch loss or AP: no [bands]"]
+    return "\n".join(lines + _job_table(good) + tail) + "\n"
 
 
 def _job_table(good: list[JobRow]) -> list[str]:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import SEVERITY_RANK, Finding
 from tbx_doctor.profile.expectations import Profile
-from tbx_doctor.rules import crash, endings, lifecycle, metrics, progress
+from tbx_doctor.rules import crash, endings, learning, lifecycle, metrics, progress
 
 Rule = Callable[[JobFacts, Profile], list[Finding]]
 
@@ -28,6 +28,7 @@ RULES: tuple[Rule, ...] = (
     metrics.check_nonfinite,
     metrics.check_loss_explosion,
     metrics.check_first_epoch,
+    learning.check_learning,
     endings.check_endings,
     progress.check_incomplete,
 )

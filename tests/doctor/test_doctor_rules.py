@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from doctor_helpers import codes_of, run_check
+from doctor_learning_triggers import LEARNING_TRIGGERS
 from doctor_logtext import (
     banner,
     ending,
@@ -155,6 +156,8 @@ TRIGGERS = {
     "task-failed": lambda t: _with(t, err=["srun: error: vm: task 0: Exited with exit code 7"]),
     "requeued": lambda t: [write_log(t, "train_1001.out", [*healthy()[:60], SIGUSR1])],
 }
+
+TRIGGERS.update(LEARNING_TRIGGERS)
 
 # Healthy counterparts: the same kind of job without the problem.
 HEALTHY = {code: _healthy for code in CODES}

@@ -114,9 +114,9 @@ def test_real_eval_jobs_are_rows_not_chain_members():
 @real_logs
 def test_cli_json_fields_and_exit_code_on_real_logs():
     result = CliRunner().invoke(app, ["history", str(real_logs_dir()), "--format", "json"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the first chain's AP collapsed (error)
     data = json.loads(result.stdout)
-    assert set(data) == {"schema", "jobs", "chains", "problems", "overall"}
+    assert set(data) == {"schema", "jobs", "chains", "problems", "overall", "curves"}
     assert data["schema"] == "tbx-doctor.history/1"
     job = next(j for j in data["jobs"] if j["job_id"] == "39707249")
     assert set(job) == set(JOB_FIELDS)
@@ -141,7 +141,8 @@ def test_cli_json_fields_and_exit_code_on_real_logs():
 def test_cli_csv_has_one_row_per_job(tmp_path):
     result = CliRunner().invoke(app, ["history", str(real_logs_dir()), "--format", "csv"])
     lines = result.stdout.strip().splitlines()
-    assert result.exit_code == 0 and lines[0].startswith("job_id,kind,start,wall_seconds,ending")
+    # Exit 1: the first chain's AP collapsed (ap-collapsed is an error).
+    assert result.exit_code == 1 and lines[0].startswith("job_id,kind,start,wall_seconds,ending")
     assert len(lines) == 1 + 9
 
 
