@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from tbx_doctor.facts import arguments
+from tbx_doctor.facts.coverage import coverage, still_growing
 from tbx_doctor.facts.job import Decision, EpochFacts, JobFacts
 from tbx_doctor.facts.source_run import SourceContext, SourceFinder
 from tbx_doctor.reading import patterns as P
@@ -21,9 +21,6 @@ from tbx_doctor.reading.run_dir import (
     parse_duration,
     read_output_dir,
 )
-
-RUNNING_GRACE_SECONDS = 600.0  # a log touched this recently, with no ending, may be running
-STALE_STAMP_SECONDS = 2 * 86400.0  # a last line stamped this long before the file's mtime
 
 
 def merge_events(scans: list[LogScan]) -> tuple[dict[str, tuple[Line, ...]], dict[str, int]]:
@@ -234,30 +231,6 @@ def _identity(job: JobFiles, signals: dict) -> tuple[str | None, str | None]:
     return job_id, node
 
 
-def _still_growing(job: JobFiles, ended: bool, now: float, last: Line | None = None) -> bool:
-    """Written to in the last minutes and no ending seen: the job may be running. A last line
-    stamped days ago is a copy of an old log (a fresh copy has a fresh modification time)."""
-    plain = [p for p in job.logs if not p.name.endswith(".gz")]  # a .gz is never written live
-    if ended or not plain:
-        return False
-    newest = max(p.stat().st_mtime for p in plain)
-    if now - newest >= RUNNING_GRACE_SECONDS:
-        return False
-    stamped = _stamp(last.text) if last is not None else None
-    return stamped is None or newest - stamped < STALE_STAMP_SECONDS
-
-
-def _stamp(text: str) -> float | None:
-    """Epoch seconds of the date-time a log line starts with or holds (ISO or glog), if any."""
-    match = P.LINE_STAMP.search(text[:200])
-    if match is None:
-        return None
-    try:
-        return datetime(*(int(g) for g in match.groups())).timestamp()
-    except ValueError:
-        return None
-
-
 def _training_seconds(line: Line) -> float | None:
     """`Training time 0:00:00` (DINO) or `Total training time: 2:03:04 (0:01:02 on hooks)`."""
     match = P.DURATION.search(line.text.split("time", 1)[1])
@@ -334,8 +307,8 @@ def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> J
     )
     facts = replace(
         facts,
-        still_growing=_still_growing(job, facts.ended, now or time.time(), facts.last_line),
-        **_coverage(job, scans, signals, output),
+        still_growing=still_growing(job, facts.ended, now or time.time(), facts.last_line),
+        **coverage(job, scans, signals, output),
     )
     return _with_source(facts, job, given, signals)
 
@@ -359,56 +332,3 @@ def _with_source(facts: JobFacts, job: JobFiles, given: list[Path], signals: dic
         # log.txt of a resumed run is cumulative: keep the epochs this run trained itself.
         facts = replace(facts, epochs=tuple(e for e in facts.epochs if e.epoch > source.epoch))
     return facts
-
-
-# Lines a job prints at its start (any trainer): a log holding one was read from the beginning.
-START_KINDS = (
-    "start_time",
-    "job_id",
-    "command",
-    "namespace",
-    "run_plan",
-    "start_training",
-    "resume",
-    "pretrained",
-    "scratch",
-    "found_ckpt",
-    "effective_batch",
-    "output_dir",
-    "project_root",
-    "eval_banner",
-    "ckpt_loading",
-    "trainer_start",
-)
-
-
-def _is_err(path: Path) -> bool:
-    return path.name.removesuffix(".gz").endswith(".err")
-
-
-def _coverage(job: JobFiles, scans: list[LogScan], signals: dict, output: OutputDir | None) -> dict:
-    """What the files read could show: the trainer's own output, the job's start, and which
-    files would tell what these do not."""
-    starts = [line for kind in START_KINDS for line in signals.get(kind, ())]
-    order = {str(p): i for i, p in enumerate(job.logs)}
-    start = min(starts, key=lambda e: (order.get(e.file, 0), e.line)) if starts else None
-    records = output.records if output else []
-    if not job.logs and records:  # an output directory alone: its log.txt from its first epoch
-        start = min(records, key=lambda r: r.line.line).line
-    stdout_read = not job.logs or any(not _is_err(p) for p in job.logs)
-    would_tell = [m.removesuffix("[.gz]") for m in job.missing if ".out" in m]
-    if output is None or not output.records:
-        would_tell.append("the run's log.txt")
-    # An empty .err is the normal case; an empty .out (or a lone empty log) says nothing.
-    empty = [s.path for s in scans if s.status.bytes_read == 0]
-    empty = [p for p in empty if not _is_err(p) or len(job.logs) == 1]
-    return {
-        "stdout_read": stdout_read,
-        "start_seen": start,
-        "would_tell": tuple(would_tell),
-        "empty_logs": tuple(str(p) for p in empty),
-        "output_records": len(records),
-        "nonfinite_records": tuple(
-            r.line for r in records if r.train_loss is not None and not math.isfinite(r.train_loss)
-        ),
-    }
