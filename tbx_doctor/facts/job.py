@@ -165,6 +165,8 @@ class JobFacts:
         )
         if shown:
             return "seen"
+        if self.signal("tqdm_bar"):
+            return "unknown"  # a loop ran; its bar does not say it was training
         return (
             "absent" if self.stdout_read and self.start_seen and self.silence_proves else "unknown"
         )
@@ -182,6 +184,8 @@ class JobFacts:
         """Why the files cannot show the training, and which file would (for `unknown`)."""
         if not self.stdout_read:
             why = "only SLURM's .err was read, and the trainer prints its progress to the .out"
+        elif self.signal("tqdm_bar"):
+            why = "a progress bar ran, but its lines do not say whether it was training"
         elif self.start_seen is None:
             why = "the log has no line from the job's start (a fragment or a tail)"
         elif not self.silence_proves:

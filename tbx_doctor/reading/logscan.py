@@ -205,10 +205,15 @@ class _Scanner:
         if match is not None:
             kind = (match.lastgroup or "").split("__")[0]
         else:
-            match, kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
-            if match is None and nl - pos > P.ANYWHERE_WINDOW:
-                # tqdm frames joined by \r: SLURM's ending or the error comes at the line's end
+            match, kind = None, ""
+            if nl - pos > P.ANYWHERE_WINDOW:
+                # tqdm frames joined by \r: what ended them (SLURM's line, an error, the epoch
+                # line) comes at the line's end, after bars that all look alike
                 match, kind = _search_anywhere(buf, nl - P.ANYWHERE_WINDOW, nl)
+            if match is None or kind in ("tqdm_bar", "progress"):
+                head, head_kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
+                if head is not None and (match is None or head_kind not in ("tqdm_bar",)):
+                    match, kind = head, head_kind
         if match is None:
             return
         if match.start() - pos > TEXT_LIMIT // 2:  # quote the message, not the bars before it

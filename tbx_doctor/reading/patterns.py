@@ -246,6 +246,8 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
         rb"`Trainer\.fit` stopped|[Ff]inished [Tt]raining|[Tt]raining finished|Done training"
         rb"|\d+ epochs completed in [\d.]+ hours",  # YOLOv5
     ),
+    # a bare tqdm bar (no loss in it): some loop ran, not necessarily training
+    ("tqdm_bar", (b"%|",), rb"\d%\|[^|\n]{0,80}\|\s*\d+/\d+ \["),
     ("root_cause", (b"Root Cause",), rb"Root Cause \(first observed failure\)"),
     (
         "job_id",

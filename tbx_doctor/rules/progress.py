@@ -35,6 +35,8 @@ def _is_zero_epoch_run(facts: JobFacts) -> bool:
     trainer's) or a non-zero training time rules it out."""
     if facts.eval_only or facts.training == "seen" or crashed(facts) or facts.still_growing:
         return False
+    if facts.signal("tqdm_bar"):  # a loop ran: the files cannot prove it was not training
+        return False
     loop_ended = facts.training_time_line is not None
     return loop_ended or (facts.start_training is not None and facts.end is not None)
 

@@ -204,3 +204,14 @@ def test_fresh_copy_of_an_old_log_is_not_running(tmp_path):
     assert "The log ends without saying how the job ended" in [
         f["title"] for f in report["findings"]
     ]
+
+
+def test_a_tqdm_bar_rules_out_zero_epochs(tmp_path):
+    lines = [
+        "Start training",
+        " 45%|####5     | 450/1000 [01:02<01:10,  7.8it/s]",
+        "Training time 0:00:00",
+    ]
+    _, report = run_check(_write(tmp_path, "bar.log", lines))
+    assert not {"zero-epochs", "immediate-exit"} & set(codes_of(report))
+    assert report["run"]["training"] == "unknown"
