@@ -30,6 +30,7 @@ from tbx_doctor.reading.records import (
 from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
+LONG_LINE = 512  # from this length on, needles are looked for one by one
 
 
 class _Scanner:
@@ -285,14 +286,17 @@ def _search_anywhere(buf: bytes, pos: int, end: int) -> tuple[re.Match[bytes] | 
     """The first kind (in NEEDLES order) whose needle occurs in buf[pos:end] and whose pattern
     matches there."""
     found: set[bytes] = set()
-    for hit in P.NEEDLE_SEARCH.finditer(buf, pos, end):
-        found |= P.NEEDLES_INSIDE[hit.group()]
+    if end - pos > LONG_LINE:  # one regex over many bytes is slower than ~90 memchr finds
+        found = {n for n in P.NEEDLES_INSIDE if buf.find(n, pos, end) >= 0}
+    else:
+        for hit in P.NEEDLE_SEARCH.finditer(buf, pos, end):
+            found |= P.NEEDLES_INSIDE[hit.group()]
     if not found:
         return None, ""
-    tried: set[str] = set()
+    tried: set[re.Pattern[bytes]] = set()
     for needle, kind, pattern in P.NEEDLES:
-        if needle in found and kind not in tried:
-            tried.add(kind)
+        if needle in found and pattern not in tried:
+            tried.add(pattern)
             if match := pattern.search(buf, pos, end):
                 return match, kind
     return None, ""
