@@ -46,6 +46,7 @@ class _Scanner:
         # Last iteration line of the current epoch, kept as (chunk, start, end) and decoded
         # only when the epoch changes or the chunk ends.
         self.last_buf, self.last_pos, self.last_end, self.last_lineno = b"", 0, 0, 0
+        self.progress_shape: tuple[re.Pattern[bytes], tuple[bytes, ...]] | None = None
 
     def line(self, raw: bytes, limit: int = TEXT_LIMIT, lineno: int = 0) -> Line:
         text, bad = decode(raw, limit)
@@ -201,22 +202,40 @@ class _Scanner:
         self.scan.events.setdefault(kind, EventList()).add(line)
         return line
 
-    def other(self, buf: bytes, pos: int, nl: int) -> None:
+    def classify(self, buf: bytes, pos: int, nl: int) -> tuple[re.Match[bytes] | None, str]:
+        """The kind of a line that is no DINO iteration or `Test:` line, and the match."""
         match = P.LINE_START.match(buf, pos, nl)
         if match is not None:
-            kind = (match.lastgroup or "").split("__")[0]
-        else:
-            match, kind = None, ""
-            if nl - pos > P.ANYWHERE_WINDOW:
-                # tqdm frames joined by \r: what ended them (SLURM's line, an error, the epoch
-                # line) comes at the line's end, after bars that all look alike
-                match, kind = _search_anywhere(buf, nl - P.ANYWHERE_WINDOW, nl)
-            if match is None or kind in ("tqdm_bar", "progress"):
-                head, head_kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
-                if head is not None and (match is None or head_kind not in ("tqdm_bar",)):
-                    match, kind = head, head_kind
+            return match, (match.lastgroup or "").split("__")[0]
+        end = min(nl, pos + P.ANYWHERE_WINDOW)
+        if self.progress_shape is not None and nl == end:
+            # Another trainer's progress lines are ~all of its log: the shape seen last is
+            # tried first, unless the line holds a word that may be an error or a NaN.
+            pattern, needles = self.progress_shape
+            find = buf.find
+            if _any_in(find, needles, pos, end) and not _any_in(find, P.ALARM_NEEDLES, pos, end):
+                found = pattern.search(buf, pos, end)
+                if found is not None:
+                    return found, "calm_progress"
+        match, kind = None, ""
+        if nl > end:
+            # tqdm frames joined by \r: what ended them (SLURM's line, an error, the epoch
+            # line) comes at the line's end, after bars that all look alike
+            match, kind = _search_anywhere(buf, nl - P.ANYWHERE_WINDOW, nl)
+        if match is None or kind in ("tqdm_bar", "progress"):
+            head, head_kind = _search_anywhere(buf, pos, end)
+            if head is not None and (match is None or head_kind not in ("tqdm_bar",)):
+                match, kind = head, head_kind
+        if kind == "progress":
+            self.progress_shape = (match.re, P.PATTERN_NEEDLES[match.re])
+        return match, kind
+
+    def other(self, buf: bytes, pos: int, nl: int) -> None:
+        match, kind = self.classify(buf, pos, nl)
         if match is None:
             return
+        calm = kind == "calm_progress"  # no NaN/inf/error word in it: nothing more to look for
+        kind = "progress" if calm else kind
         if match.start() - pos > TEXT_LIMIT // 2:  # quote the message, not the bars before it
             start = buf.rfind(b"\r", pos, match.start()) + 1 or max(pos, match.start() - 80)
             pos = max(pos, start, match.start() - 160)
@@ -242,8 +261,10 @@ class _Scanner:
                 self.scan.loss_trend.add(number, line)
         if kind == "ap_line":
             self.ap(line)
-        elif kind not in ("nonfinite", "command", "namespace") and P.NONFINITE_FIELD.search(
-            buf, pos, min(nl, pos + 4096)
+        elif (
+            not calm
+            and kind not in ("nonfinite", "command", "namespace")
+            and P.NONFINITE_FIELD.search(buf, pos, min(nl, pos + 4096))
         ):
             self.add("nonfinite", buf[pos:nl])
 
@@ -280,6 +301,13 @@ class _Scanner:
         epoch = self.current.epoch if self.current is not None and epochs else None
         if not any(r.epoch == epoch and epoch is not None for r in self.scan.aps):
             self.scan.aps.append(APReading(epoch, value, line))  # first table = regular model
+
+
+def _any_in(find, needles: tuple[bytes, ...], pos: int, end: int) -> bool:
+    for needle in needles:  # noqa: SIM110 (a generator costs more than the finds here)
+        if find(needle, pos, end) >= 0:
+            return True
+    return False
 
 
 def _search_anywhere(buf: bytes, pos: int, end: int) -> tuple[re.Match[bytes] | None, str]:

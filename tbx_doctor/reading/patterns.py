@@ -266,6 +266,14 @@ NEEDLES: tuple[tuple[bytes, str, re.Pattern[bytes]], ...] = tuple(
     for kind, needles, pattern in _ANYWHERE
     for needle in needles
 )
+PATTERN_NEEDLES: dict[re.Pattern[bytes], tuple[bytes, ...]] = {}
+for _needle, _kind, _pattern in NEEDLES:
+    PATTERN_NEEDLES[_pattern] = (*PATTERN_NEEDLES.get(_pattern, ()), _needle)
+# Words that send a line of a known progress shape through the full search all the same.
+ALARM_NEEDLES = (
+    b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"rror", b"***", b"xception", b"illed",
+    b"Traceback", b"NCCL", b"of memory", b"OfMemory", b"oom", b"ssert", b"SIG", b"xit",
+)  # fmt: skip
 # All needles in one search (longest first): one pass over a line instead of ~90 finds; a needle
 # hidden inside a longer one that matched is added back through NEEDLES_INSIDE.
 _UNIQUE = sorted({n for n, _, _ in NEEDLES}, key=len, reverse=True)

@@ -388,3 +388,14 @@ def test_logs_without_job_ids_stay_two_jobs_in_history(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "run_6.log" in result.output and "run_7.log" in result.output
+
+
+def test_nan_and_errors_after_many_progress_lines_of_one_shape(tmp_path):
+    shape = "2023-05-01 10:00:00,000 - mmdet - INFO - Epoch [1][{}/1000]\tlr: 2.000e-02, memory: 6836, loss: {}"
+    lines = [shape.format(i, 0.8) for i in range(50, 500, 50)]
+    lines += [
+        shape.format(500, "nan"),
+        "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    ]
+    codes = codes_of(_one(tmp_path, lines))
+    assert codes["nan-loss"] == "error" and codes["cuda-oom"] == "error"
