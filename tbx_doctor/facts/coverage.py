@@ -77,6 +77,8 @@ def coverage(job: JobFiles, scans: list[LogScan], signals: dict, output: OutputD
         start = min(records, key=lambda r: r.line.line).line
     stdout_read = not job.logs or any(not _is_err(p) for p in job.logs)
     would_tell = [m.removesuffix("[.gz]") for m in job.missing if ".out" in m]
+    if start is None and stdout_read and job.logs:
+        would_tell.append("the whole log from the job's first line")
     if output is None or not output.records:
         would_tell.append("the run's log.txt")
     # An empty .err is the normal case; an empty .out (or a lone empty log) says nothing.

@@ -187,7 +187,7 @@ class JobFacts:
         elif self.signal("tqdm_bar"):
             why = "a progress bar ran, but its lines do not say whether it was training"
         elif self.start_seen is None:
-            why = "the log has no line from the job's start (a fragment or a tail)"
+            why = "the log has no line from the job's start: it is a fragment or a tail"
         elif not self.silence_proves:
             why = (
                 "no iteration line was printed, but this trainer prints one only every N "

@@ -107,8 +107,11 @@ def _add_companions(job: JobFiles) -> None:
     for companion in _companions(job.stem):
         if all(companion.resolve() != p.resolve() for p in job.logs):
             job.logs.append(companion)
+    names = [p.name.removesuffix(".gz") for p in job.logs]
+    if not any(n.endswith((".out", ".err")) for n in names):
+        return  # a pasted or renamed log (`run.log`, `log.txt`): it has no SLURM companions
     for suffix in (".out", ".err"):
-        if not any(p.name.removesuffix(".gz").endswith(suffix) for p in job.logs):
+        if not any(n.endswith(suffix) for n in names):
             job.missing.append(f"{job.stem}{suffix}[.gz]")
     # The .out file (the job's own lines) first, then SLURM's .err.
     job.logs.sort(key=lambda p: p.name.removesuffix(".gz").endswith(".err"))

@@ -140,7 +140,7 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
                 "task-failed",
                 "A task failed or was killed",
                 tasks[:3],
-                _quote(tasks[0]),
+                _quote(tasks[0]) + _launcher_summary(facts, tasks[0]),
                 "Read the task's traceback above the srun line (or in the .err file).",
             )
         )
@@ -159,6 +159,21 @@ def _sigkill(facts: JobFacts, killed: tuple[Line, ...]) -> Finding:
         "MaxRSS,ReqMem,State` or the node's `dmesg` confirms it." + _progress(facts),
         "Ask for more --mem (or use fewer / lighter data-loader workers), then resubmit.",
         severity="warning",
+    )
+
+
+def _launcher_summary(facts: JobFacts, line: Line) -> str:
+    """torchrun's report of a failed worker names the rank and exit code, not the cause."""
+    if line not in (*facts.signal("elastic_exit"), *facts.signal("root_cause")):
+        return ""
+    where_cause = (
+        "see the traceback findings"
+        if facts.signal("traceback")
+        else "it is not in these files; look in the rank's output or the .err"
+    )
+    return (
+        " This is torchrun's summary of a failed worker: the worker's own error is the cause "
+        f"({where_cause})."
     )
 
 
