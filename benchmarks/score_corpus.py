@@ -27,11 +27,13 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
-import time
+import tempfile
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,9 +81,9 @@ _RANK = {"info": 0, "warning": 1, "error": 2}
 def run_doctor(case: dict, corpus: Path = CORPUS, in_process: bool = True) -> Outcome:
     """`tbx-doctor check FILES --format json` on one case: the console script's own entry
     point in this process (the same code path and output as the command), or a subprocess."""
-    files = [str(corpus / case["id"] / name) for name in case["files"]]
-    argv = ["check", *files, "--format", "json"]
-    stdout, stderr, returncode = _in_process(argv) if in_process else _subprocess(argv)
+    with _settled_copy(corpus / case["id"]) as folder:
+        argv = ["check", *(str(folder / name) for name in case["files"]), "--format", "json"]
+        stdout, stderr, returncode = _in_process(argv) if in_process else _subprocess(argv)
     outcome = Outcome(case)
     try:
         report = json.loads(stdout)  # json accepts the bare NaN the doctor may write
@@ -101,6 +103,24 @@ def run_doctor(case: dict, corpus: Path = CORPUS, in_process: bool = True) -> Ou
             outcome.codes[code] = severity
     outcome.says_no_training |= bool({"zero-epochs", "immediate-exit"} & set(outcome.codes))
     return outcome
+
+
+SETTLED_MTIME = 1_577_836_800  # 2020-01-01: long before any check, as for a user's old log
+
+
+@contextlib.contextmanager
+def _settled_copy(case_dir: Path) -> Iterator[Path]:
+    """The case's files copied with an old modification time.
+
+    The doctor calls a log without an ending that changed in the last minutes "still growing"
+    (running). A fresh clone gives every fixture a new mtime, so without this the verdicts would
+    depend on how long ago the checkout was made.
+    """
+    with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
+        folder = Path(shutil.copytree(case_dir, Path(tmp) / case_dir.name))
+        for path in folder.rglob("*"):
+            os.utime(path, (SETTLED_MTIME, SETTLED_MTIME))
+        yield folder
 
 
 def _in_process(argv: list[str]) -> tuple[str, str, int]:
@@ -151,24 +171,12 @@ def _listing(codes: dict[str, str]) -> str:
     return ", ".join(f"{code}:{sev}" for code, sev in sorted(codes.items())) or "nothing"
 
 
-def _age(corpus: Path, cases: list[dict]) -> None:
-    """Date the case files a day back: they are finished logs, but a fresh checkout gives them
-    a fresh modification time, and a log written to minutes ago may be a running job."""
-    old = time.time() - 86400
-    for case in cases:
-        for name in case["files"]:
-            path = corpus / case["id"] / name
-            if path.stat().st_mtime > old:
-                os.utime(path, (old, old))
-
-
 def score_all(
     corpus: Path = CORPUS, cases: list[dict] | None = None, in_process: bool = True
 ) -> list[Outcome]:
     """Judge every case: in this process one after the other (the entry point uses
     sys.argv and stdout), or in parallel subprocesses."""
     cases = load_cases(corpus) if cases is None else cases
-    _age(corpus, cases)
     if in_process:
         return [judge(run_doctor(case, corpus)) for case in cases]
     workers = max(2, min(8, os.cpu_count() or 2))
