@@ -73,7 +73,7 @@ def _end_reason(facts: JobFacts, findings: list[Finding]) -> str:
             return reason
     if facts.still_growing:
         return "running"
-    if facts.training_time_line is not None or facts.end is not None:
+    if facts.training_time_line is not None or facts.end is not None or facts.signal("run_end"):
         return "completed"
     return "unknown"
 

@@ -51,7 +51,12 @@ def _start_item(facts: JobFacts) -> Item:
     if first is not None:
         return Item(label, "pass", f"{where(first)}: {first.text[:60]}")
     if facts.training == "seen":
-        return Item(label, "pass", "the trainer reports a non-zero training time or epochs")
+        timed = [e.time_line for e in facts.trained_epochs]
+        candidates = [*timed, facts.training_time_line, *facts.signal("nonfinite")]
+        shown = next((c for c in [*candidates, *facts.nonfinite_records] if c is not None), None)
+        if shown is not None:
+            return Item(label, "pass", f"{where(shown)}: {shown.text[:60]}")
+        return Item(label, "pass", "the run's log.txt records trained epochs")
     if facts.still_growing:
         return Item(label, "pending", "no iteration line yet")
     if facts.training == "unknown":
