@@ -173,7 +173,9 @@ tbx_on_exit() {
   trap '' USR1
   [[ $rc == 75 ]] && tbx_continue_chain
   echo "End Time: $(date)"
+  # TBX_DOCTOR_PROFILE: the expectations to judge this run by (default: TBX11K's, built in).
   "$TBX_PYTHON" -m tbx_doctor hook --expect "${TBX_EXPECT:-any}" \
+    ${TBX_DOCTOR_PROFILE:+--profile "$TBX_DOCTOR_PROFILE"} \
     || tbx_say "tbx-doctor hook exited $?"
   if [[ $rc == 75 && ${STOP_SIGNAL:-} == USR1 && $TBX_ON_STOP == requeue ]] \
     && (( ${SLURM_RESTART_COUNT:-0} + 1 < TBX_MAX_CHAIN )); then

@@ -7,15 +7,13 @@ Exit codes (all commands): 0 no error-level finding, 1 at least one, 2 the tool 
 
 from __future__ import annotations
 
-import os
-import sys
+from typing import Annotated
 
 import typer
 
 from tbx_doctor.commands import (
     check,
     codes,
-    fast,
     history,
     hook,
     inspect_ckpt,
@@ -35,8 +33,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from tbx_doctor import __version__
+
+        print(f"tbx-doctor {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Keep sub-command names explicit even while only one command is registered."""
 
 
@@ -50,13 +63,5 @@ app.add_typer(profile_learn.app, name="profile")
 
 
 def main() -> None:
-    """Console-script entry point: check/hook take the fast path (see commands/fast.py)."""
-    try:
-        code = fast.run(sys.argv[1:])
-        if code is not None:
-            raise SystemExit(code)
-        app()
-    except BrokenPipeError:
-        # `tbx-doctor check x.out | head`: the reader left; that is not an error of ours.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(0) from None
+    """Console-script entry point (a closed stdout pipe is handled by DoctorGroup.invoke)."""
+    app()

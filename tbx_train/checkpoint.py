@@ -236,7 +236,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):  # a class we do not allow-list
+        # torch's safe loader refused something (a class, or a pickle instruction it does not
+        # run): that is a refusal to name, not a truncated file.
+        if "Unsupported global" in str(exc) or _is_refused_pickle(path, exc):
             raise CheckpointFormatError(_unsafe_message(path, exc)) from exc
         raise _corrupt(path, exc) from exc
     except Exception as exc:  # garbage bytes make torch's unpickler raise any type
@@ -258,9 +260,31 @@ def _corrupt(path: Path, exc: Exception) -> CheckpointCorruptError:
     )
 
 
+def _is_refused_pickle(path: Path, exc: Exception) -> bool:
+    """A well-formed pickle (PROTO opcode first) that the weights-only loader refused; garbage
+    bytes fail the same loader with the same words, so the header decides."""
+    with path.open("rb") as handle:
+        head = handle.read(2)
+    refused = "Weights only load failed" in str(exc) and "Unsupported" in str(exc)
+    return refused and head[:1] == b"\x80" and head[1:] in (
+        b"\x02", b"\x03", b"\x04", b"\x05"
+    )  # fmt: skip
+
+
+def _refused_what(text: str) -> str:
+    """What torch's weights-only unpickler refused: a global's name, else its own words."""
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return found.group(1)
+    after = text.split("WeightsUnpickler error:", 1)[-1] if "WeightsUnpickler" in text else ""
+    said = next((line.strip() for line in after.splitlines() if line.strip()), "")
+    if said:
+        return f"what the safe loader refuses ({said}: a pickle it does not read)"
+    return "an object that is not a tensor or plain value"
+
+
 def _unsafe_message(path: Path, exc: Exception) -> str:
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-    culprit = found.group(1) if found else "an object that is not a tensor or plain value"
+    culprit = _refused_what(str(exc))
     return (
         f"checkpoint {path} contains {culprit}; tbx-train only loads tensors, plain values and "
         "argparse.Namespace (weights_only=True) so that loading never executes code. "

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from tbx_doctor.commands.usage import USAGE_EXIT, refuses_stdin
 from tbx_doctor.errors import DoctorError
 
 
@@ -86,6 +87,8 @@ def run(
     from tbx_doctor.profile.bands import with_reference
     from tbx_doctor.profile.expectations import load_profile
 
+    if refuses_stdin(paths):
+        return USAGE_EXIT
     skipped: list[str] = []
     try:
         profile_used = with_reference(load_profile(profile, expect), reference)

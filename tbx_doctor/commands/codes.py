@@ -45,7 +45,7 @@ def command(
     ] = False,
 ) -> None:
     """List every finding code (stable names, DESIGN 4.2) with default severity and meaning;
-    watch's early warnings are marked [watch only]."""
+    watch's early warnings are marked \\[watch only]."""
     import json
 
     from tbx_doctor.profile.explain import explain_text, explained_defaults

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from tbx_doctor.commands.usage import USAGE_EXIT, refuses_stdin
 from tbx_doctor.errors import DoctorError
 
 
@@ -77,6 +78,8 @@ def run(
     from tbx_doctor.history import render as history_render
     from tbx_doctor.history.curves import with_curves
 
+    if refuses_stdin(paths):
+        return USAGE_EXIT
     try:
         history = with_curves(paths, reference, list(compare))
         if plot is not None:
@@ -95,7 +98,7 @@ def run(
     else:
         from rich.console import Console
 
-        history_render.render_text(history, Console(highlight=False, width=200))
+        history_render.render_text(history, Console(highlight=False))
         if plot is not None:
             print(f"plot written to {plot}")
     verdicts = {r.verdict for r in history.rows}

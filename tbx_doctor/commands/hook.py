@@ -19,7 +19,7 @@ import typer
 from tbx_doctor.commands.check import Expect, exit_code
 from tbx_doctor.errors import DoctorError, InputNotFound
 
-TOP_FINDINGS = 3
+OTHER_FINDINGS = 3  # findings beyond those telling how the job ended (those are never cut)
 
 
 def _scontrol_paths(job_id: str) -> list[Path]:
@@ -62,11 +62,39 @@ def find_job_log(env: dict[str, str], cwd: Path) -> Path:
     )
 
 
+SUMMARY_WIDTH = 80
+
+
 def report_path(log: Path) -> Path:
     name = log.name.removesuffix(".gz")
     for suffix in (".out", ".err", ".log"):
         name = name.removesuffix(suffix)
     return log.with_name(name + ".doctor.json")
+
+
+def summary_lines(report: dict) -> list[str]:
+    """How the job ended first (verdict, job, the ending in words), then the findings that
+    tell the ending (all of them), then up to OTHER_FINDINGS others and how many are left."""
+    from tbx_doctor.report import glance
+
+    job = report["run"].get("job_id") or report["files"][0]
+    lines = [f"tbx-doctor: {report['verdict'].upper()}: job {job}: {glance.how_it_ended(report)}"]
+    ordered = glance.ending_first(report["findings"])
+    ending = [f for f in ordered if f["code"] in glance.ENDING_CODES]
+    shown = ending + ordered[len(ending) :][:OTHER_FINDINGS]
+    lines.extend(f"  {f['severity']}: {f['code']}: {f['title']}" for f in shown)
+    if len(ordered) > len(shown):
+        lines.append(f"  (+{len(ordered) - len(shown)} more in the report)")
+    # The job's .out is read in terminals and pagers: 80 columns, continuation lines indented.
+    # The headline stays one line: it is what `grep tbx-doctor: slurm-*.out` shows.
+    return lines[:1] + [part for line in lines[1:] for part in _wrap(line)]
+
+
+def _wrap(line: str) -> list[str]:
+    import textwrap
+
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return textwrap.wrap(line, SUMMARY_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
 def command(
@@ -79,7 +107,10 @@ def command(
     expect: Annotated[
         Expect | None, typer.Option(help="The path the run should have taken.")
     ] = None,
-    profile: Annotated[Path | None, typer.Option(help="TOML file of expectations.")] = None,
+    profile: Annotated[
+        Path | None,
+        typer.Option(envvar="TBX_DOCTOR_PROFILE", help="TOML file of expectations."),
+    ] = None,
 ) -> None:
     """Post-job hook: diagnose the log, write <stem>.doctor.json beside it, print a summary."""
     raise typer.Exit(run(log, strict, expect.value if expect else None, profile))
@@ -98,7 +129,7 @@ def run(
         # The hook runs after the trainer ended: the log is complete even if just written.
         reports = diagnose([path], load_profile(profile, expect), log_complete=True)
     except DoctorError as exc:
-        print(f"tbx-doctor hook: {exc}", file=sys.stderr)
+        print(f"tbx-doctor: error: {exc}", file=sys.stderr)  # the job still exits 0
         return 2 if strict else 0
     target = report_path(path)
     try:
@@ -107,8 +138,6 @@ def run(
     except OSError as exc:
         written = f"report not written ({target}: {exc.strerror})"
     for r in reports:
-        print(f"tbx-doctor: {report.headline(r)}")
-        for f in r.findings[:TOP_FINDINGS]:
-            print(f"  {f.severity}: {f.code}: {f.title}")
+        print("\n".join(summary_lines(r.to_dict())))
     print(f"  {written}")
     return exit_code(reports, True) if strict else 0

@@ -55,7 +55,7 @@ def command(
     try:
         summary = summarize_checkpoint(checkpoint)
     except DoctorError as error:
-        typer.echo(f"Error: {error}", err=True)
+        typer.echo(f"tbx-doctor: error: {error}", err=True)
         raise typer.Exit(2) from error
     prediction = None
     if summary.is_safe:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -53,12 +56,14 @@ def _printer(fmt: str):
 
 
 _Log = Annotated[Path, typer.Argument(help="The job's .out log (it may not exist yet).")]
-_Interval = Annotated[float, typer.Option(help="Seconds between two looks.")]
+_Interval = Annotated[float, typer.Option(min=0.01, help="Seconds between two looks.")]
 _Timeout = Annotated[
-    float | None, typer.Option(help="Stop after this many seconds (default: at the job's end).")
+    float | None,
+    typer.Option(min=0.0, help="Stop after this many seconds (default: at the job's end)."),
 ]
 _Stall = Annotated[
-    float, typer.Option(help="Warn when no iteration follows `Start training` this long.")
+    float,
+    typer.Option(min=0.0, help="Warn when no iteration follows `Start training` this long (min)."),
 ]
 _TimeLimit = Annotated[
     str | None,
@@ -68,13 +73,14 @@ _TimeLimit = Annotated[
     ),
 ]
 _Margin = Annotated[
-    float, typer.Option(help="Warn this many minutes before the limit if the epoch is unsaved.")
+    float,
+    typer.Option(min=0.0, help="Warn this many minutes before the limit if the epoch is unsaved."),
 ]
 _ZeroLoss = Annotated[
-    int, typer.Option(help="Warn when the running loss is exactly 0 this many iterations.")
+    int, typer.Option(min=1, help="Warn when the running loss is exactly 0 this many iterations.")
 ]
 _Settle = Annotated[
-    float, typer.Option(help="After the trainer's last line, wait this long for more.")
+    float, typer.Option(min=0.0, help="After the trainer's last line, wait this long for more.")
 ]
 _Profile = Annotated[Path | None, typer.Option(help="TOML file of expectations.")]
 _Reference = Annotated[
@@ -115,6 +121,8 @@ def command(
     from tbx_doctor.profile.expectations import load_profile
     from tbx_doctor.watch.follower import Watcher, WatchOptions
 
+    if str(log) == "-":
+        _fail("watch follows a file as it grows: give the job's log path, not - (stdin)")
     options = WatchOptions(
         interval, timeout, stall_minutes, parse_limit(time_limit), margin_minutes,
         zero_loss_iterations, strict, settle,
@@ -123,10 +131,37 @@ def command(
     try:
         expected = with_reference(load_profile(profile), reference)
         watcher = Watcher(log, options, expected, _printer(format.value))
-        code = watcher.run()
+        with _sigterm_as_interrupt():
+            code = watcher.run()
     except DoctorError as exc:
-        print(f"tbx-doctor: error: {exc}", file=sys.stderr)
-        code = 2
-    except KeyboardInterrupt:  # Ctrl-C ends a watch: the exit code still reflects what was seen
-        code = watcher.exit_code() if watcher else 2
+        _fail(str(exc))
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: the final event, what was seen
+        if watcher is None:
+            raise typer.Exit(2) from None
+        code = watcher.stop(str(stop) or "Ctrl-C")
+    if watcher.first_seen is None:
+        _fail(f"{log} never appeared (is the path right, has the job started?)")
     raise typer.Exit(code)
+
+
+def _fail(message: str) -> None:
+    print(f"tbx-doctor: error: {message}", file=sys.stderr)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (scancel, systemd, `timeout`) ends the watch like Ctrl-C: a final event, exit."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding caller): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

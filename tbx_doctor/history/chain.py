@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tbx_doctor.history.rows import JobRow
+from tbx_doctor.history.rows import JobRow, proven_by_resumes
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,7 @@ def lost_hours(rows: list[JobRow]) -> float:
 
 def build_chains(rows: list[JobRow]) -> History:
     """Link the rows, group them into chains, list the problems and the overall numbers."""
+    rows = proven_by_resumes(rows, find_links(rows)[0])  # epochs a later resume proves
     train = [r for r in rows if r.kind == "train"]
     by_id = {_key(r): r for r in rows}
     links, problems = find_links(rows)

@@ -4,8 +4,8 @@
 (`reading.job_files`, `facts.build.build_facts`, `diagnosis.diagnose_facts`); nothing here parses
 a log.
 A job whose `.out` is missing (only SLURM's `.err` survived) is completed from its run output
-directory (`outputs/*_<jobid>/log.txt`) when one lies beside the logs. `to_frame` turns rows
-into a pandas DataFrame (pandas is imported there, never at start-up).
+directory (`outputs/*_<jobid>/log.txt`) when one lies beside the logs. (`history.render.to_frame`
+turns rows into a pandas DataFrame for the CSV.)
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from tbx_doctor.reading.epoch_metrics import EpochMetrics, read_epoch_metrics
 from tbx_doctor.reading.job_files import JobFiles, collect_jobs
 from tbx_doctor.reading.run_dir import looks_like_output_dir
 
-LOG_GLOBS = ("*.out", "*.out.gz", "*.err", "*.err.gz")
+LOG_GLOBS = ("*.out", "*.out.gz", "*.err", "*.err.gz", "*.log", "*.log.gz")  # as `check`
 CRASHES = ("crash", "cuda-oom", "host-oom", "nan-loss", "nccl-error", "config-error")
 CRASHES += ("data-error", "node-fail")
 ENDINGS = {"completed": "finished", "time-limit": "time limit", "zero-epochs": "zero epochs"}
@@ -36,7 +36,9 @@ KILLED = ("time limit", "cancelled", "crashed", "preempted")
 
 @dataclass(frozen=True)
 class EpochPoint:
-    """One epoch a job trained: mean train loss, COCO AP/AP50 (fractions), EMA AP, seconds."""
+    """One epoch a job trained: mean train loss, COCO AP/AP50 (fractions), EMA AP, and its
+    training seconds (the trainer's `Total time` line: what the checklist and profiles time);
+    `wall_seconds`: log.txt's epoch_time (training, evaluation and saving)."""
 
     epoch: int
     finished: bool
@@ -45,6 +47,7 @@ class EpochPoint:
     ap50: float | None
     ema_ap: float | None
     seconds: float | None
+    wall_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class JobRow:
     last_epoch_finished: bool
     iterations_per_epoch: int | None
     iterations: int | None  # iterations this job ran (from its iteration lines)
-    seconds_per_epoch: float | None  # median over finished epochs
+    seconds_per_epoch: float | None  # median training seconds (`Total time`), finished epochs
     last_loss: float | None
     last_ap: float | None
     last_ap50: float | None
@@ -92,7 +95,8 @@ class JobRow:
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; globs expanded; a folder -> its run output dir or the logs inside it."""
+    """Files as given; globs expanded; a folder -> its run output dir, or the logs and run
+    output dirs inside it (`history logs/ outputs/`)."""
     found: list[Path] = []
     for path in paths:
         if not path.exists() and any(c in str(path) for c in "*?["):
@@ -104,9 +108,13 @@ def expand_paths(paths: list[Path]) -> list[Path]:
             logs = [
                 p for folder in (path, path / "logs") for g in LOG_GLOBS for p in folder.glob(g)
             ]
-            if not logs:
-                raise InputNotFound(f"{path}: no .out/.err logs in this folder or its logs/")
-            found.extend(sorted(logs))
+            runs = [p for p in sorted(path.iterdir()) if looks_like_output_dir(p)]
+            if not logs and not runs:
+                raise InputNotFound(
+                    f"{path}: no .out/.err/.log logs and no run folders (log.txt, "
+                    "config_args_all.json) in this folder or its logs/"
+                )
+            found.extend(sorted(logs) + runs)
         else:
             found.append(path)
     return list(dict.fromkeys(found))
@@ -130,11 +138,18 @@ def _ending(report: Report, facts: JobFacts) -> tuple[str, str | None]:
     detail = reason if ending == "crashed" else None
     trained = facts.trained_epochs
     if ending in KILLED and facts.last_phase == "test":
-        detail = "during evaluation"
+        detail = f"during evaluation of epoch {trained[-1].epoch}" if trained else "evaluating"
     elif ending in KILLED and trained and not trained[-1].finished:
         last = trained[-1]
-        detail = f"mid-epoch {last.epoch} at iteration {last.last_iter}/{last.iterations}"
+        detail = f"in epoch {last.epoch} at {last.last_iter}/{last.iterations}"
     return ending, detail
+
+
+def _training_seconds(epoch) -> float | None:
+    """The epoch's `Total time` (training only); None when only log.txt's epoch_time (which
+    includes evaluation) timed it: one meaning for min/epoch in every row."""
+    line = epoch.time_line
+    return epoch.seconds if line is not None and "Total time" in line.text else None
 
 
 def _points(facts: JobFacts, metrics: dict[int, EpochMetrics]) -> tuple[EpochPoint, ...]:
@@ -150,7 +165,8 @@ def _points(facts: JobFacts, metrics: dict[int, EpochMetrics]) -> tuple[EpochPoi
                 m.ap if m and m.ap is not None else e.ap,
                 m.ap50 if m else None,
                 m.ema_ap if m else None,
-                e.seconds if e.seconds is not None else (m.seconds if m else None),
+                _training_seconds(e),
+                m.seconds if m else None,
             )
         )
     return tuple(points)
@@ -178,12 +194,21 @@ def _times(facts, report, points, metrics) -> tuple[str | None, float | None, bo
 
 
 def _lost_seconds(row: JobRow, facts: JobFacts) -> float:
-    """Zero-epoch job: all of it. Killed mid-epoch: the part of the epoch no checkpoint kept."""
+    """Zero-epoch job: all of it. Killed mid-epoch: the part of the epoch no checkpoint kept
+    (all of the job's time when it finished no epoch); nothing when tbx-train saved on its
+    signal (`requeued`: the checkpoint holds the partial epoch)."""
     if row.kind == "train" and row.ending == "zero epochs":
         return row.wall_seconds or 0.0
     trained = facts.trained_epochs
-    if row.ending not in KILLED or not trained or trained[-1].finished:
+    if (
+        row.ending not in KILLED
+        or not trained
+        or trained[-1].finished
+        or "requeued" in row.findings
+    ):
         return 0.0
+    if not any(e.finished for e in trained):
+        return row.wall_seconds or 0.0  # no epoch ended: no checkpoint of this job exists
     last = trained[-1]
     if not last.iterations or row.seconds_per_epoch is None:
         return 0.0
@@ -263,7 +288,34 @@ def make_row(facts: JobFacts, report: Report, run_dir: Path | None) -> JobRow:
         output_dir=facts.output_dir or (str(run_dir) if run_dir else None),
         epochs=points,
     )
+    if facts.eval_only and row.last_ap is None:
+        row = replace(row, last_ap=facts.eval_ap)  # an evaluation job's result is its AP
     return replace(row, lost_seconds=_lost_seconds(row, facts))
+
+
+def proven_by_resumes(rows: list[JobRow], links: list) -> list[JobRow]:
+    """A killed job whose files stop after epoch E-1, but whose checkpoint the next job resumed
+    at epoch E+1, trained epoch E: DINO saves the checkpoint before evaluating and writes
+    log.txt's line after, so the kill came during the evaluation of E. `links`:
+    history.chain.Link (job resumed from source_job, starting at first_epoch)."""
+    by_id = {r.job_id: r for r in rows if r.job_id}
+    proven: dict[str, JobRow] = {}
+    for link in links:
+        parent, done, first = by_id.get(link.source_job), link.source_last_epoch, link.first_epoch
+        if parent is None or done is None or first != done + 2 or parent.ending not in KILLED:
+            continue
+        epoch = first - 1
+        if any(p.epoch == epoch for p in parent.epochs):
+            continue
+        point = EpochPoint(epoch, True, None, None, None, None, None)
+        proven[link.source_job] = replace(
+            parent,
+            epochs=(*parent.epochs, point),
+            last_epoch=epoch,
+            last_epoch_finished=True,
+            ending_detail=f"during evaluation of epoch {epoch}",  # job link.job resumed at E+1
+        )
+    return [proven.get(r.job_id or "", r) for r in rows]
 
 
 def _merge(log_facts: JobFacts, dir_facts: JobFacts) -> JobFacts:
@@ -313,34 +365,8 @@ def build_history(
 
 
 def _order(row: JobRow) -> tuple:
+    """By start; a job whose start is unknown (only its .err kept) by its end time; then by
+    first epoch and job id (SLURM numbers jobs in submission order)."""
     first = row.first_epoch if row.first_epoch is not None else math.inf
-    return (row.start or "9999", first, row.job_id or "")
-
-
-COLUMNS = (
-    "job_id",
-    "kind",
-    "start",
-    "wall_seconds",
-    "ending",
-    "ending_detail",
-    "path",
-    "source_job",
-    "first_epoch",
-    "last_epoch",
-    "iterations",
-    "seconds_per_epoch",
-    "last_loss",
-    "last_ap",
-    "last_ap50",
-    "last_ema_ap",
-    "strategy",
-    "lost_seconds",
-)
-
-
-def to_frame(rows: list[JobRow]):
-    """rows -> pandas.DataFrame with COLUMNS (pandas imported here: never at start-up)."""
-    import pandas as pd
-
-    return pd.DataFrame([{c: getattr(r, c) for c in COLUMNS} for r in rows], columns=COLUMNS)
+    number = int(row.job_id) if row.job_id and row.job_id.isdigit() else math.inf
+    return (row.start or row.end or "9999", first, number, row.job_id or "")

@@ -195,13 +195,17 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
         return found  # the launcher's own traceback: the failed-task rule quotes the rank
     if exc is not None and any(c in exc.text for c in _CONSEQUENCES[2:]):
         return found + _signal_ended(facts, trace, exc)
-    what = f"`{exc.text.strip()[:300]}`" if exc else "no exception line follows (log cut off?)"
+    what = (
+        f"ending in `{exc.text.strip()[:300]}`"
+        if exc
+        else "with no exception line after it (the log may be cut off)"
+    )
     found.append(
         finding(
             "crash-traceback",
             "A Python exception ended the job",
             [trace, exc, *facts.signal("root_cause")[:1]],
-            f"Traceback at {where(trace)} ending in {what}; the job was "
+            f"Traceback at {where(trace)} {what}; the job was "
             f"{progress_at_end(facts)}.{_launcher_note(facts, exc)}",
             "Fix the error the exception names; the frames above it show where it was raised.",
         )

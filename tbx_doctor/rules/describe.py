@@ -7,8 +7,10 @@ from tbx_doctor.reading.logscan import Line
 
 
 def where(line: Line | None) -> str:
-    """ "file:line" for a line of evidence."""
-    return f"{line.file}:{line.line}" if line is not None else "(no line)"
+    """ "file:line" for a line of evidence; the file alone for line 0 (the file as a whole)."""
+    if line is None:
+        return "(no line)"
+    return f"{line.file}:{line.line}" if line.line > 0 else line.file
 
 
 def minutes(seconds: float | None) -> str:
@@ -42,7 +44,10 @@ def progress_at_end(facts: JobFacts) -> str:
         return f"evaluating after epoch {last.epoch}"
     if last.finished:
         return f"after finishing epoch {last.epoch}"
-    return f"in epoch {last.epoch} at iteration {last.last_iter}/{last.iterations}"
+    if last.last_iter < 0:  # the epoch's header or time line, no iteration line yet
+        return f"in epoch {last.epoch}, before any iteration line of it"
+    of = f"/{last.iterations}" if last.iterations else ""
+    return f"in epoch {last.epoch} at iteration {last.last_iter}{of}"
 
 
 def finished_epochs(facts: JobFacts) -> tuple[EpochFacts, ...]:

@@ -21,7 +21,8 @@ _ENDINGS = {
         "time-limit",
         "SLURM ended the job at its time limit",
         "Resubmit to resume from the last checkpoint; to lose no partial epoch use tbx-train "
-        "with `#SBATCH --signal=USR1@300` (saves mid-epoch, exits 75 for requeue) or raise --time.",
+        "with `#SBATCH --signal=B:USR1@120` (saves mid-epoch, exits 75 for requeue) or raise "
+        "--time.",
     ),
     "cancelled": (
         "cancelled",
@@ -32,7 +33,7 @@ _ENDINGS = {
     "preempted": (
         "preempted",
         "SLURM preempted / requeued the job",
-        "Resubmit (or let the requeue run); use --signal=USR1@300 so tbx-train saves before it "
+        "Resubmit (or let the requeue run); use --signal=B:USR1@120 so tbx-train saves before it "
         "stops.",
     ),
     "node_fail": (
@@ -77,6 +78,7 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
         explanation = _quote(lines[-1]) + _progress(facts, requeue)
         if kind == "time_limit" and requeue is not None:
             explanation, fix = _saved_before_limit(lines[-1], requeue)
+        fix = fix.replace("JOBID", facts.job_id) if facts.job_id else fix
         found.append(finding(code, title, [lines[-1], last], explanation, fix))
     return found
 
@@ -102,7 +104,7 @@ def _saved_before_limit(line: Line, requeue: Requeue) -> tuple[str, str]:
     )
     fix = (
         "Nothing is lost. For the job to end on its own before the limit, let SLURM warn "
-        "earlier (`#SBATCH --signal=B:USR1@300`)."
+        "earlier than the scripts' `#SBATCH --signal=B:USR1@120` (e.g. `B:USR1@300`)."
     )
     return explanation, fix
 

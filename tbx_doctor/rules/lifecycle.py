@@ -18,7 +18,11 @@ def _resume_text(facts: JobFacts) -> str:
         text += f" That checkpoint had finished epoch {source.epoch}{plan} ({source.origin})."
     elif source is not None:
         text += " The checkpoint's epoch is not stated by any file read."
-    text += f" Epochs trained in this job: {epoch_range(trained)}."
+    if not trained:
+        text += " No training iteration of this job appears in its log."
+    else:
+        many = trained[0].epoch != trained[-1].epoch
+        text += f" This job trained epoch{'s' if many else ''} {epoch_range(trained)}."
     return text
 
 

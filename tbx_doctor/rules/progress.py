@@ -147,7 +147,9 @@ def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     return [
         finding(
             "immediate-exit",
-            f"The job exited after {minutes(facts.wall_seconds)} without training",
+            f"The job exited after {minutes(facts.wall_seconds)} without training"
+            if facts.wall_seconds is not None
+            else "The job exited without training",
             [facts.start, facts.training_time_line, facts.end],
             explanation,
             "See the root-cause finding (zero-epochs / crash) above; fix it before resubmitting.",
@@ -237,7 +239,7 @@ def _no_ending(facts: JobFacts) -> Finding:
         [facts.last_line],
         f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
         f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
-        "Look at the job's .err file and `sacct -j JOBID` for how it ended.",
+        f"Look at the job's .err file and `sacct -j {facts.job_id or 'JOBID'}` for how it ended.",
     )
 
 

@@ -131,7 +131,7 @@ def check_time_limit_near(
             f"({clock.deadline_origin}); epoch {epoch.epoch} is at iteration {epoch.last_iter}/"
             f"{epoch.iterations} and no checkpoint was written since it began: its work will be "
             "lost when SLURM kills the job.",
-            "Save on SIGUSR1 (`#SBATCH --signal=USR1@600`, tbx-train does this), or shorten "
+            "Save on SIGUSR1 (`#SBATCH --signal=B:USR1@120`, as scripts/*.sbatch do), or shorten "
             "epochs / use mid-epoch checkpoints so a resume loses little.",
         )
     ]

@@ -52,7 +52,7 @@ class Event:
     """Something the watcher reports; `at` is seconds since watching began."""
 
     at: float
-    kind: str  # waiting | appeared | truncated | rotated | finding | checklist | end | timeout
+    kind: str  # waiting|appeared|truncated|rotated|finding|checklist|end|timeout|stopped
     text: str
     code: str | None = None
     severity: str | None = None
@@ -188,8 +188,9 @@ class Watcher:
         if self.facts is None or self.report is None:
             return
         for f in [*self.report.findings, *self.early_warnings()]:
-            if f.code not in self.said:
-                self.said[f.code] = f.severity
+            key = _said_key(f)
+            if key not in self.said:
+                self.said[key] = f.severity
                 text = f"{f.severity.upper()} {f.code}: {f.title}. {f.explanation}"
                 self.emit("finding", text, code=f.code, severity=f.severity, evidence=f.evidence)
         for item in self.report.checklist:
@@ -209,3 +210,16 @@ class Watcher:
             self.emit("end", f"job ended: verdict {verdict}, exit code {self.exit_code()}")
         else:
             self.emit("timeout", f"stopped after {self.options.timeout:g} s: verdict {verdict}")
+
+    def stop(self, why: str) -> int:
+        """End the watch from outside (SIGTERM, Ctrl-C): the final event, then the exit code."""
+        verdict = self.report.verdict if self.report else "no log"
+        self.emit("stopped", f"stopped by {why}: verdict {verdict}, exit code {self.exit_code()}")
+        return self.exit_code()
+
+
+def _said_key(f) -> str:
+    """Each finding is said once; time-limit-near once per unsaved epoch (its first line)."""
+    if f.code == "time-limit-near" and f.evidence:
+        return f"{f.code}@{where(f.evidence[0])}"
+    return f.code

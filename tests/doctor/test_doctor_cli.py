@@ -171,7 +171,7 @@ def test_hook_writes_report_beside_log(incident):
     assert result.exit_code == 0
     assert (
         result.output.splitlines()[0]
-        == "tbx-doctor: FAILED: job 39581627: The job trained zero epochs"
+        == "tbx-doctor: FAILED: job 39581627: exited without training an epoch"
     )
     written = json.loads(report_path(log).read_text())
     assert report_path(log).name == "train_tbx11k_39581627.doctor.json"
@@ -208,21 +208,9 @@ def test_import_is_light_and_small_log_is_fast(tmp_path):
     elapsed = time.perf_counter() - start
     assert "HEAVY []" in proc.stderr, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "healthy"
-    assert elapsed < 2.0  # the 0.5 s target is measured by benchmarks/ on an idle machine
-
-
-def test_fast_path_matches_typer_path(incident, capsys):
-    from tbx_doctor.commands import fast
-
-    log = str(incident / "train_tbx11k_39581627.out")
-    typer_out = CliRunner().invoke(app, ["check", log, "--format", "json"]).stdout
-    capsys.readouterr()
-    assert fast.run(["check", log, "--format", "json"]) == 1
-    assert json.loads(capsys.readouterr().out) == json.loads(typer_out)
-    # A bad value is answered here (one line, exit 2); options it does not know go to typer.
-    assert fast.run(["check", log, "--format", "yaml"]) == 2
-    assert fast.run(["check", log, "--formats", "json"]) is None
-    assert fast.run(["check", "--help"]) is None and fast.run(["codes"]) is None
+    # Start-up time (CPU) is test_doctor_cli_errors.test_start_up_is_under_a_second; this
+    # wall bound only catches a hang on the shared machine.
+    assert elapsed < 10.0
 
 
 def test_missing_note_names_a_local_checkpoint(tmp_path):

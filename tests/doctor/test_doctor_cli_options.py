@@ -11,7 +11,6 @@ from doctor_helpers import REPO
 from typer.testing import CliRunner
 
 from tbx_doctor.cli import app
-from tbx_doctor.commands import fast
 from tbx_doctor.findings import CODES
 from tbx_doctor.watch.early_warnings import WATCH_CODES
 
@@ -54,13 +53,6 @@ BAD_VALUES = [
 def test_bad_value_typer_path_is_one_line(argv, line):
     result = CliRunner().invoke(app, argv)
     assert (result.exit_code, result.stderr, result.stdout) == (2, line + "\n", "")
-
-
-@pytest.mark.parametrize(("argv", "line"), BAD_VALUES)
-def test_bad_value_fast_path_is_the_same_line(argv, line, capsys):
-    assert fast.run(argv) == 2
-    captured = capsys.readouterr()
-    assert (captured.err, captured.out) == (line + "\n", "")
 
 
 def test_bad_value_of_other_commands_names_the_reason():

@@ -110,7 +110,9 @@ def test_hook_summary_follows_the_save_line(tmp_path, interrupted):
         assert "FAILED" not in result.output and "info: requeued:" in result.output
         assert "task-failed" not in codes
     else:
-        assert result.output.startswith("tbx-doctor: FAILED: job 1234: A task exited 75 without")
+        assert result.output.startswith(
+            "tbx-doctor: FAILED: job 1234: failed: A task exited 75 without"
+        )
         assert codes["task-failed"] == "error"
 
 

@@ -157,3 +157,18 @@ def test_save_killed_mid_write_leaves_previous_loadable(write_ckpt, tmp_path):
     assert load_checkpoint(path)["epoch"] == 4  # the old file, whole
     time.sleep(0)  # the leftover is a dot-file, never named checkpoint.pth
     assert temps[0].name.startswith(".checkpoint.pth.")
+
+
+def test_a_pickle_the_safe_loader_refuses_is_named_not_called_truncated(tmp_path):
+    """A plain pickle (protocol 4, not torch.save) of a numpy scalar: torch's weights-only
+    loader refuses an instruction of it; the message says what was refused."""
+    import pickle
+
+    import numpy as np
+
+    path = tmp_path / "plain.pth"
+    path.write_bytes(pickle.dumps({"model": {}, "x": np.float64(1.5)}, protocol=4))
+    with pytest.raises(CheckpointFormatError) as refused:
+        load_checkpoint(path)
+    message = str(refused.value)
+    assert "truncated" not in message and "Unsupported operand" in message, message

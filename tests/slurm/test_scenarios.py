@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tbx_doctor.commands.hook import summary_lines
+from tbx_doctor.report.glance import how_it_ended
+
 from .cluster import LocalCluster
 from .project import hook_report, run_tool
 from .scenarios import Scenario, Scenarios, chain_successor, follow_chain, submit_all
@@ -38,15 +41,17 @@ def _check_json(log: Path, *options: str) -> dict:
 
 
 def _hook_summary_is_last(s: Scenario, job_id: int) -> dict:
-    """The hook's summary ends the job's `.out` and matches the JSON it wrote; returns that."""
+    """The hook's summary ends the job's `.out`, matches the JSON it wrote and says first how
+    the job ended; returns that JSON."""
     out = s.logs(job_id)[0]
     report = hook_report(s.project, job_id)
-    shown = report["findings"][:3]
-    tail = out.read_text().splitlines()[-(2 + len(shown)) :]
-    title = shown[0]["title"] if shown else "no findings"
-    assert tail[0] == f"tbx-doctor: {report['verdict'].upper()}: job {job_id}: {title}", tail
-    assert tail[1:-1] == [f"  {f['severity']}: {f['code']}: {f['title']}" for f in shown]
-    assert tail[-1] == f"  report: {out.with_suffix('.doctor.json')}"
+    expected = [*summary_lines(report), f"  report: {out.with_suffix('.doctor.json')}"]
+    tail = out.read_text().splitlines()[-len(expected) :]
+    assert tail == expected, tail
+    assert tail[0].startswith(f"tbx-doctor: {report['verdict'].upper()}: job {job_id}: ")
+    assert tail[0].removeprefix(f"tbx-doctor: {report['verdict'].upper()}: job {job_id}: ") == (
+        how_it_ended(report)
+    )
     return report
 
 
@@ -112,8 +117,8 @@ def test_fresh_run_completes_with_a_healthy_verdict(slurm_cluster, scenarios):
     assert (s.run_dir() / "checkpoint.pth").is_file()
     assert len((s.run_dir() / "log.txt").read_text().splitlines()) == 2  # one line per epoch
     report = _hook_summary_is_last(s, s.job_id)
-    assert _check_json(out, "--expect", "fresh")["verdict"] == report["verdict"]
-    assert not [f for f in report["findings"] if f["severity"] == "error"], report["findings"]
+    # The job scripts pass TBX_DOCTOR_PROFILE (tiny_profile.toml here) to the hook.
+    assert report["verdict"] == "healthy", report["findings"]
     assert _check_json(out, "--profile", str(TINY_PROFILE))["verdict"] == "healthy"
 
 
@@ -141,7 +146,12 @@ def test_time_limit_stops_saves_and_the_chain_finishes(slurm_cluster, scenarios)
     # Stopped by SLURM's USR1 warning (FAILED 75) or its time-limit TERM (TIMEOUT 75).
     assert (first["JobState"], first["ExitCode"]) in {("FAILED", "75:0"), ("TIMEOUT", "75:0")}
     assert STOPPED.search(first_out), first_out
-    assert "requeued" in _codes(hook_report(s.project, s.job_id))
+    first_report = _hook_summary_is_last(s, s.job_id)
+    assert "requeued" in _codes(first_report)
+    # The summary's first line tells the ending: saved where, continued by which job.
+    ending = how_it_ended(first_report)
+    assert "progress saved at epoch " in ending, ending
+    assert ending.endswith(f"continued by job {records[1]['JobId']}"), ending
     last_id = int(last["JobId"])
     last_out = s.logs(last_id)[0].read_text()
     assert last["JobState"] == "COMPLETED", last_out
