@@ -45,14 +45,16 @@ class Report:
     checklist: tuple[Item, ...]
 
     def to_dict(self) -> dict:
-        return {
-            "schema": SCHEMA,
-            "verdict": self.verdict,
-            "files": list(self.files),
-            "run": self.run,
-            "findings": [asdict(f) for f in self.findings],
-            "checklist": [asdict(i) for i in self.checklist],
-        }
+        return strict_json(
+            {
+                "schema": SCHEMA,
+                "verdict": self.verdict,
+                "files": list(self.files),
+                "run": self.run,
+                "findings": [asdict(f) for f in self.findings],
+                "checklist": [asdict(i) for i in self.checklist],
+            }
+        )
 
 
 def verdict_of(findings: list[Finding], facts: JobFacts) -> str:
@@ -71,7 +73,7 @@ def _end_reason(facts: JobFacts, findings: list[Finding]) -> str:
             return reason
     if facts.still_growing:
         return "running"
-    if facts.training_time_line is not None or facts.end is not None:
+    if facts.training_time_line is not None or facts.end is not None or facts.signal("run_end"):
         return "completed"
     return "unknown"
 
@@ -131,7 +133,20 @@ def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
         "end_reason": _end_reason(facts, findings),
         "output_dir": facts.output_dir,
         "missing_files": list(facts.missing),
+        "training": facts.training,
+        "would_tell": list(facts.would_tell) if facts.training == "unknown" else [],
     }
+
+
+def strict_json(value: object) -> object:
+    """NaN/inf (a NaN loss is a finding, not an error) as null: strict JSON parsers reject them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def diagnose_facts(facts: JobFacts, profile: Profile) -> Report:
@@ -146,12 +161,18 @@ def diagnose_facts(facts: JobFacts, profile: Profile) -> Report:
 
 
 def diagnose(
-    paths: list[Path], profile: Profile, now: float | None = None, log_complete: bool = False
+    paths: list[Path],
+    profile: Profile,
+    now: float | None = None,
+    log_complete: bool = False,
+    skipped: list[str] | None = None,
 ) -> list[Report]:
-    """One report per job found among `paths` (raises DoctorError for unreadable input).
+    """One report per job found among `paths` (raises DoctorError for unreadable input); the
+    paths left out (the doctor's own reports) are described in `skipped`.
 
     log_complete: the caller knows the job has ended (post-job hook), so a recently written
     log is not taken for a running job.
     """
     now = math.inf if log_complete else (time.time() if now is None else now)
-    return [diagnose_facts(build_facts(job, paths, now), profile) for job in collect_jobs(paths)]
+    jobs = collect_jobs(paths, skipped)
+    return [diagnose_facts(build_facts(job, paths, now), profile) for job in jobs]

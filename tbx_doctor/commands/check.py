@@ -89,11 +89,15 @@ def run(
 
     if refuses_stdin(paths):
         return USAGE_EXIT
+    skipped: list[str] = []
     try:
-        reports = diagnose(paths, with_reference(load_profile(profile, expect), reference))
+        profile_used = with_reference(load_profile(profile, expect), reference)
+        reports = diagnose(paths, profile_used, skipped=skipped)
     except DoctorError as exc:
         print(f"tbx-doctor: error: {exc}", file=sys.stderr)
         return 2
+    for note in skipped:
+        print(f"tbx-doctor: note: {note}", file=sys.stderr)
     _emit(reports, fmt)
     return exit_code(reports, strict)
 

@@ -8,14 +8,19 @@ from datetime import datetime
 from pathlib import Path
 
 from tbx_doctor.facts import arguments
+from tbx_doctor.facts.coverage import coverage, still_growing
 from tbx_doctor.facts.job import Decision, EpochFacts, JobFacts
 from tbx_doctor.facts.source_run import SourceContext, SourceFinder
 from tbx_doctor.reading import patterns as P
 from tbx_doctor.reading.job_files import JobFiles, relocate
 from tbx_doctor.reading.logscan import EpochProgress, Line, LogScan, scan_log
-from tbx_doctor.reading.run_dir import EpochRecord, OutputDir, parse_duration, read_output_dir
-
-RUNNING_GRACE_SECONDS = 600.0  # a log touched this recently, with no ending, may be running
+from tbx_doctor.reading.run_dir import (
+    EpochRecord,
+    OutputDir,
+    looks_like_output_dir,
+    parse_duration,
+    read_output_dir,
+)
 
 
 def merge_events(scans: list[LogScan]) -> tuple[dict[str, tuple[Line, ...]], dict[str, int]]:
@@ -172,7 +177,7 @@ def find_output_dir(job: JobFiles, args: dict[str, str], signals: dict) -> Path 
     if not printed and signals.get("output_dir"):
         printed = signals["output_dir"][0].text.split(":", 1)[1].strip()
     if not printed or not job.logs:
-        return None
+        return _beside(job)
     root_lines = signals.get("project_root")
     root = root_lines[0].text.split(":", 1)[1].strip() if root_lines else None
     for candidate in relocate(printed, job.logs[0].parent, root):
@@ -181,26 +186,49 @@ def find_output_dir(job: JobFiles, args: dict[str, str], signals: dict) -> Path 
     return None
 
 
+def _beside(job: JobFiles) -> Path | None:
+    """A log kept inside its run's output directory: that directory's log.txt tells too."""
+    folder = job.logs[0].parent if job.logs else None
+    if folder is None or any(p.name == "log.txt" for p in job.logs):
+        return None  # the log given is that log.txt (a text log under DINO's file name)
+    return folder if looks_like_output_dir(folder) else None
+
+
 def _first_value(lines: tuple[Line, ...]) -> str | None:
     return lines[0].text.split(":", 1)[1].strip().split()[0] if lines else None
 
 
+def _id_in(lines: tuple[Line, ...], pattern) -> str | None:
+    for line in lines:
+        if match := pattern.search(line.text):
+            return match.group(1)
+    return None
+
+
+def _job_id(job: JobFiles, signals: dict) -> str | None:
+    """The job's SLURM id: printed by the job (banner, SLURM_JOB_ID=), by slurmstepd about the
+    job, or in SLURM's file name; `Submitted batch job N` (sbatch's reply) last. Never stray
+    digits of a file name."""
+    ids = signals.get("job_id", ())
+    own = tuple(line for line in ids if "Submitted batch job" not in line.text)
+    kinds = (*SLURM_ENDINGS, "host_oom", "job_id")
+    slurm = tuple(line for kind in kinds for line in signals.get(kind, ()))
+    return (
+        _id_in(own, P.PRINTED_JOB_ID)
+        or _id_in(slurm, P.SLURM_LINE_JOB_ID)
+        or job.job_id
+        or _id_in(ids, P.PRINTED_JOB_ID)
+    )
+
+
 def _identity(job: JobFiles, signals: dict) -> tuple[str | None, str | None]:
-    job_id = _first_value(signals.get("job_id", ())) or job.job_id
+    job_id = _job_id(job, signals)
     node = _first_value(signals.get("node", ()))
     for kind in ("time_limit", "cancelled", "preempted", "node_fail"):
         for line in signals.get(kind, ()):
             parts = line.text.split(" ON ", 1)
             node = node or (parts[1].split()[0] if len(parts) == 2 else None)
     return job_id, node
-
-
-def _still_growing(job: JobFiles, ended: bool, now: float) -> bool:
-    plain = [p for p in job.logs if not p.name.endswith(".gz")]  # a .gz is never written live
-    if ended or not plain:
-        return False
-    newest = max(p.stat().st_mtime for p in plain)
-    return now - newest < RUNNING_GRACE_SECONDS
 
 
 def _training_seconds(line: Line) -> float | None:
@@ -248,6 +276,7 @@ def _scan_facts(scans: list[LogScan], signals: dict[str, tuple[Line, ...]]) -> d
         "last_phase": next((s.last_phase for s in scans if s.last_phase), ""),
         "last_line": scans[0].last_line if scans else None,
         "iterations_seen": sum(p.lines for s in scans for p in s.epochs.values()),
+        "loss_trend": max((s.loss_trend for s in scans), key=lambda t: t.ratio, default=None),
         "eval_ap": next((r.value for s in scans for r in s.aps if r.epoch is None), None),
     }
 
@@ -276,7 +305,11 @@ def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> J
         **_arg_facts(args, signals),
         **_scan_facts(scans, signals),
     )
-    facts = replace(facts, still_growing=_still_growing(job, facts.ended, now or time.time()))
+    facts = replace(
+        facts,
+        still_growing=still_growing(job, facts.ended, now or time.time(), facts.last_line),
+        **coverage(job, scans, signals, output),
+    )
     return _with_source(facts, job, given, signals)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tbx_doctor.reading.logscan import ITERATIONS_ONLY, Line
+from tbx_doctor.reading.records import LossTrend
 
 Evidence = Line
 
@@ -117,6 +118,14 @@ class JobFacts:
     iterations_seen: int = 0
     eval_ap: float | None = None  # AP@[.5:.95] of an evaluation that followed no training
     missing: tuple[str, ...] = ()  # companion files looked for and not found
+    # What the files read could show at all (seen / not seen / absent kept apart):
+    stdout_read: bool = True  # a log with the trainer's own output was read (not only an .err)
+    start_seen: Line | None = None  # a line from the job's start (banner, arguments, plan)
+    would_tell: tuple[str, ...] = ()  # files that would show what these files do not
+    empty_logs: tuple[str, ...] = ()  # logs that hold no byte at all
+    output_records: int = 0  # epochs the run's log.txt records
+    nonfinite_records: tuple[Line, ...] = ()  # log.txt epochs whose train_loss is NaN/inf
+    loss_trend: LossTrend | None = None  # other trainers' total loss: lowest, highest jump
 
     def signal(self, kind: str) -> tuple[Line, ...]:
         return self.signals.get(kind, ())
@@ -141,9 +150,58 @@ class JobFacts:
         return next((e for e in self.epochs if e.epoch == ITERATIONS_ONLY), None)
 
     @property
+    def training(self) -> str:
+        """`seen` (a training line or a non-zero training time), `absent` (the job's own output
+        from its start was read and holds none) or `unknown` (the files read could not show it).
+        """
+        shown = (
+            self.epochs
+            or self.signal("progress")
+            or self.signal("nonfinite")
+            or self.output_records
+            # A non-zero training time, unless the loop's start is printed with no training line
+            # after it (detectron2's time covers its hooks even when no iteration ran).
+            or ((self.training_time or 0) > 0 and self.start_training is None)
+        )
+        if shown:
+            return "seen"
+        if self.signal("tqdm_bar"):
+            return "unknown"  # a loop ran; its bar does not say it was training
+        return (
+            "absent" if self.stdout_read and self.start_seen and self.silence_proves else "unknown"
+        )
+
+    @property
+    def silence_proves(self) -> bool:
+        """No iteration line means no iteration only where one would have been printed: the
+        loop's end is printed, or the trainer prints iteration 0 (DINO, tbx-train)."""
+        loop_end = self.training_time_line is not None or (self.start_training and self.end)
+        dino = self.signal("namespace") or self.signal("run_plan") or self.signal("command")
+        return bool(loop_end or dino or self.eval_only)
+
+    @property
+    def unseen_why(self) -> str:
+        """Why the files cannot show the training, and which file would (for `unknown`)."""
+        if not self.stdout_read:
+            why = "only SLURM's .err was read, and the trainer prints its progress to the .out"
+        elif self.signal("tqdm_bar"):
+            why = "a progress bar ran, but its lines do not say whether it was training"
+        elif self.start_seen is None:
+            why = "the log has no line from the job's start: it is a fragment or a tail"
+        elif not self.silence_proves:
+            why = (
+                "no iteration line was printed, but this trainer prints one only every N "
+                "iterations and the log stops before any loop end"
+            )
+        else:
+            return ""
+        return why + (f"; {' or '.join(self.would_tell)} would tell" if self.would_tell else "")
+
+    @property
     def ended(self) -> bool:
         """Some line says how the job ended (normal end, SLURM, crash or signal)."""
         kinds = (
+            "run_end",
             "time_limit",
             "cancelled",
             "preempted",
@@ -154,5 +212,6 @@ class JobFacts:
             "plan_refused",
             "task_failed",
             "killed",
+            "script_failed",
         )
         return bool(self.end or self.training_time_line or any(self.signal(k) for k in kinds))

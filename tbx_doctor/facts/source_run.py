@@ -10,6 +10,7 @@ reader returns a partial `SourceRun` or None; `SourceFinder.readers` lists them 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +18,12 @@ from pathlib import Path
 from tbx_doctor.errors import DoctorError
 from tbx_doctor.facts import arguments
 from tbx_doctor.facts.job import Decision, SourceRun, Strategy
-from tbx_doctor.reading.job_files import JOB_ID, find_sibling_logs, relocate
+from tbx_doctor.reading.job_files import find_sibling_logs, relocate
 from tbx_doctor.reading.logscan import Line, scan_log
 from tbx_doctor.reading.run_dir import read_output_dir
+
+# Digits in a checkpoint's folder name: only a lead to look for that job's log, never a claim.
+JOB_ID = re.compile(r"(?<![0-9])([0-9]+)(?![0-9])")
 
 Reader = Callable[[SourceRun, "SourceContext"], SourceRun | None]
 

@@ -61,8 +61,13 @@ def last_finished(row: JobRow) -> int | None:
     return max(done) if done else None
 
 
-def _key(row: JobRow) -> str:
+def row_key(row: JobRow) -> str:
+    """A job's identity in the history: its SLURM id, or its file when no id is shown (two
+    logs without ids are never one job)."""
     return row.job_id or (row.files[0] if row.files else "?")
+
+
+_key = row_key
 
 
 def _parent(row: JobRow, by_id: dict[str, JobRow], by_dir: dict[str, JobRow]) -> JobRow | None:

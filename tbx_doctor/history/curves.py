@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 from tbx_doctor.facts.trajectory import Sample, Trajectory
 from tbx_doctor.facts.trend import trend
-from tbx_doctor.history.chain import Chain, History
+from tbx_doctor.history.chain import Chain, History, row_key
 from tbx_doctor.history.rows import JobRow
 from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.report.sparkline import scale_note, sparkline
@@ -87,7 +87,7 @@ def _finding_dict(found) -> dict:
 
 
 def chain_curves(chains: list[Chain], rows: list[JobRow], profile: Profile) -> list[Curve]:
-    by_id = {r.job_id or "?": r for r in rows}
+    by_id = {row_key(r): r for r in rows}
     return [chain_curve(c, by_id, profile) for c in chains]
 
 

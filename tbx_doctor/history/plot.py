@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tbx_doctor.errors import DoctorError
-from tbx_doctor.history.chain import Chain, History
+from tbx_doctor.history.chain import Chain, History, row_key
 from tbx_doctor.history.loss_bins import LossBin, loss_bins
 from tbx_doctor.history.rows import JobRow
 
@@ -100,7 +100,7 @@ def _broken(series: list[LossBin]) -> tuple[list[float], list[float]]:
 def _loss_panel(ax, rows: list[JobRow], bins: dict[str, list[LossBin]]) -> None:
     for n, row in enumerate(rows):
         colour = JOB_COLOURS[n % len(JOB_COLOURS)]
-        xs, ys = _broken(bins.get(row.job_id or "", []))
+        xs, ys = _broken(bins.get(row_key(row), []))
         if xs:
             ax.plot(xs, ys, color=colour, lw=0.8, marker=".", ms=2, alpha=0.6,
                     label="mean loss per tenth of an epoch")  # fmt: skip
@@ -158,7 +158,7 @@ def _draw_chain(sub, chain: Chain, members: list[JobRow], bins_per_epoch: int, h
     from tbx_doctor.history.curves import draw_learning
 
     loss_ax, ap_ax = sub.subplots(2, 1, sharex=True, height_ratios=[3, 2])
-    logs = {r.job_id or "": _out_log(r) for r in members}
+    logs = {row_key(r): _out_log(r) for r in members}
     bins = {job: loss_bins(log, bins_per_epoch) for job, log in logs.items() if log is not None}
     _loss_panel(loss_ax, members, bins)
     _ap_panel(ap_ax, members)
@@ -180,7 +180,7 @@ def plot_history(history: History, path: Path, bins_per_epoch: int = 10) -> None
     chains = history.chains or []
     if not chains:
         raise DoctorError("nothing to plot: no training job among the given logs")
-    rows = {r.job_id or "?": r for r in history.rows}
+    rows = {row_key(r): r for r in history.rows}
     fig = plt.figure(figsize=(13, 8 * len(chains)), layout="constrained")
     for chain, sub in zip(chains, fig.subfigures(len(chains), 1, squeeze=False)[:, 0], strict=True):
         _draw_chain(sub, chain, [rows[j] for j in chain.jobs], bins_per_epoch, history)

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from tbx_doctor.history.chain import Chain, History
+from tbx_doctor.history.chain import Chain, History, row_key
 from tbx_doctor.history.curves import learning_lines
 from tbx_doctor.history.rows import JobRow
 from tbx_doctor.report.sparkline import scale_note, sparkline
@@ -127,7 +127,7 @@ def cells(row: JobRow) -> tuple[str, ...]:
     else:
         path = (row.path or "?") + (f" ({row.source_job})" if row.source_job else "")
     return (
-        row.job_id or "?",
+        row_key(row).rsplit("/", 1)[-1],  # a job without a SLURM id is named by its file
         row.kind,
         (row.start or "?").replace("T", " "),
         _hours(row.wall_seconds, row.wall_estimated),
@@ -206,7 +206,7 @@ def render_text(history: History, console: Console) -> None:
     left_out = [h for i, h in enumerate(HEADERS) if i not in kept]
     if left_out:
         _wrapped(console, f"(left out at this width: {', '.join(left_out)}; --format csv has all)")
-    rows = {r.job_id or "?": r for r in history.rows}
+    rows = {row_key(r): r for r in history.rows}
     for number, chain in enumerate(history.chains, start=1):
         lines = chain_lines(chain, rows) + learning_lines(history, chain, rows)
         console.print(f"[bold]Chain {number}[/bold]: " + escape("\n".join(lines)))
@@ -231,7 +231,7 @@ def _wrapped(console: Console, text: str) -> None:
 def render_markdown(history: History) -> str:
     out = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     out += ["| " + " | ".join(cells(r)) + " |" for r in history.rows]
-    rows = {r.job_id or "?": r for r in history.rows}
+    rows = {row_key(r): r for r in history.rows}
     for number, chain in enumerate(history.chains, start=1):
         lines = chain_lines(chain, rows) + learning_lines(history, chain, rows)
         out += ["", f"**Chain {number}**: {lines[0]}", "", "```", *lines[1:], "```"]

@@ -15,7 +15,10 @@ from tbx_doctor.errors import InputNotFound, UnreadableInput
 from tbx_doctor.reading.run_dir import looks_like_output_dir
 
 LOG_SUFFIXES = (".out", ".err", ".log", ".txt")
-JOB_ID = re.compile(r"(?<![0-9])([0-9]+)(?![0-9])")
+OWN_OUTPUT_SUFFIXES = (".doctor.json", ".doctor.md", ".doctor.txt")
+# SLURM's output file names: `slurm-%j.out`, `slurm-%A_%a.out`, `%x_%j.out|.err`, `%x-%j.out`,
+# `%x.%j.out`, `%j.out`. Digits elsewhere in a name (`run_6.log`, `exp2_final.out`) are no id.
+_SLURM_NAME = re.compile(r"^(?:slurm-(\d+(?:_\d+)?)|(?:.*[_.-])?(\d+))\.(?:out|err)$")
 
 
 @dataclass
@@ -29,8 +32,17 @@ class JobFiles:
 
     @property
     def job_id(self) -> str | None:
-        ids = JOB_ID.findall(self.stem)
-        return ids[-1] if ids else None
+        """The SLURM job id its log's file name shows (None when the name is not SLURM's)."""
+        for path in self.logs or [Path(self.stem + ".out")]:
+            match = _SLURM_NAME.match(path.name.removesuffix(".gz"))
+            if match:
+                return match.group(1) or match.group(2)
+        return None
+
+
+def is_own_output(path: Path) -> bool:
+    """A report tbx-doctor wrote (`hook`, `--format json > x.doctor.json`): never a job log."""
+    return path.name.endswith(OWN_OUTPUT_SUFFIXES)
 
 
 def log_stem(path: Path) -> str:
@@ -55,10 +67,21 @@ def _companions(stem: str) -> list[Path]:
     return found
 
 
-def collect_jobs(paths: list[Path]) -> list[JobFiles]:
-    """Group paths into jobs, adding each log's companion; raise InputNotFound for a bad path."""
+def collect_jobs(paths: list[Path], skipped: list[str] | None = None) -> list[JobFiles]:
+    """Group paths into jobs, adding each log's companion; raise InputNotFound for a bad path.
+
+    The doctor's own reports among the paths (a glob like `logs/*`) are left out and named in
+    `skipped`; when nothing else is left that is an error.
+    """
     jobs: dict[str, JobFiles] = {}
+    own = [p for p in paths if p.is_file() and is_own_output(p)]
+    if skipped is not None:
+        skipped.extend(f"{p}: a tbx-doctor report, not a job log (skipped)" for p in own)
+    if own and len(own) == len(paths):
+        raise UnreadableInput(f"{own[0]}: a tbx-doctor report, not a job log; pass the .out/.err")
     for path in paths:
+        if path in own:
+            continue
         if not path.exists():
             raise InputNotFound(f"{path}: no such file or directory")
         if path.is_dir():
@@ -84,8 +107,11 @@ def _add_companions(job: JobFiles) -> None:
     for companion in _companions(job.stem):
         if all(companion.resolve() != p.resolve() for p in job.logs):
             job.logs.append(companion)
+    names = [p.name.removesuffix(".gz") for p in job.logs]
+    if not any(n.endswith((".out", ".err")) for n in names):
+        return  # a pasted or renamed log (`run.log`, `log.txt`): it has no SLURM companions
     for suffix in (".out", ".err"):
-        if not any(p.name.removesuffix(".gz").endswith(suffix) for p in job.logs):
+        if not any(n.endswith(suffix) for n in names):
             job.missing.append(f"{job.stem}{suffix}[.gz]")
     # The .out file (the job's own lines) first, then SLURM's .err.
     job.logs.sort(key=lambda p: p.name.removesuffix(".gz").endswith(".err"))

@@ -30,6 +30,7 @@ from tbx_doctor.reading.records import (
 from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
+LONG_LINE = 512  # from this length on, needles are looked for one by one
 
 
 class _Scanner:
@@ -45,6 +46,7 @@ class _Scanner:
         # Last iteration line of the current epoch, kept as (chunk, start, end) and decoded
         # only when the epoch changes or the chunk ends.
         self.last_buf, self.last_pos, self.last_end, self.last_lineno = b"", 0, 0, 0
+        self.progress_shape: tuple[re.Pattern[bytes], tuple[bytes, ...]] | None = None
 
     def line(self, raw: bytes, limit: int = TEXT_LIMIT, lineno: int = 0) -> Line:
         text, bad = decode(raw, limit)
@@ -147,7 +149,8 @@ class _Scanner:
     def iteration(self, buf: bytes, pos: int, nl: int) -> None:
         close = buf.find(b"]", pos + 8, pos + 24)
         key = buf[pos + 8 : close]
-        if not key.isdigit():  # "Epoch: [x" that is not an iteration line
+        # "Epoch: [34/80]" (D-FINE, RT-DETR: epoch of epochs) counts as epoch 34
+        if not key.replace(b"/", b"", 1).isdigit() or key.startswith(b"/"):
             self.other(buf, pos, nl)
             return
         if buf.startswith(b"] Total time", close):
@@ -169,7 +172,7 @@ class _Scanner:
     def start_epoch(self, buf: bytes, pos: int, nl: int, key: bytes) -> None:
         self.finish_epoch()
         self.last_buf = b""
-        epoch = int(key) if key.isdigit() else -1
+        epoch = int(key.split(b"/")[0])
         progress = self.scan.epochs.get(epoch)
         if progress is None:
             progress = self.scan.epochs[epoch] = EpochProgress(epoch)
@@ -199,14 +202,43 @@ class _Scanner:
         self.scan.events.setdefault(kind, EventList()).add(line)
         return line
 
-    def other(self, buf: bytes, pos: int, nl: int) -> None:
+    def classify(self, buf: bytes, pos: int, nl: int) -> tuple[re.Match[bytes] | None, str]:
+        """The kind of a line that is no DINO iteration or `Test:` line, and the match."""
         match = P.LINE_START.match(buf, pos, nl)
         if match is not None:
-            kind = (match.lastgroup or "").split("__")[0]
-        else:
-            match, kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
+            return match, (match.lastgroup or "").split("__")[0]
+        end = min(nl, pos + P.ANYWHERE_WINDOW)
+        if self.progress_shape is not None and nl == end:
+            # Another trainer's progress lines are ~all of its log: the shape seen last is
+            # tried first, unless the line holds a word that may be an error or a NaN.
+            pattern, needles = self.progress_shape
+            find = buf.find
+            if _any_in(find, needles, pos, end) and not _any_in(find, P.ALARM_NEEDLES, pos, end):
+                found = pattern.search(buf, pos, end)
+                if found is not None:
+                    return found, "calm_progress"
+        match, kind = None, ""
+        if nl > end:
+            # tqdm frames joined by \r: what ended them (SLURM's line, an error, the epoch
+            # line) comes at the line's end, after bars that all look alike
+            match, kind = _search_anywhere(buf, nl - P.ANYWHERE_WINDOW, nl)
+        if match is None or kind in ("tqdm_bar", "progress"):
+            head, head_kind = _search_anywhere(buf, pos, end)
+            if head is not None and (match is None or head_kind not in ("tqdm_bar",)):
+                match, kind = head, head_kind
+        if kind == "progress":
+            self.progress_shape = (match.re, P.PATTERN_NEEDLES[match.re])
+        return match, kind
+
+    def other(self, buf: bytes, pos: int, nl: int) -> None:
+        match, kind = self.classify(buf, pos, nl)
         if match is None:
             return
+        calm = kind == "calm_progress"  # no NaN/inf/error word in it: nothing more to look for
+        kind = "progress" if calm else kind
+        if match.start() - pos > TEXT_LIMIT // 2:  # quote the message, not the bars before it
+            start = buf.rfind(b"\r", pos, match.start()) + 1 or max(pos, match.start() - 80)
+            pos = max(pos, start, match.start() - 160)
         if kind in ("iteration", "test_line"):  # prefixed by ANSI codes or a rank tag
             inner = match.start()
             self.iteration(buf, inner, nl) if kind == "iteration" else self.test_line(
@@ -223,10 +255,16 @@ class _Scanner:
             inner, inner_kind = _search_anywhere(buf, pos, min(nl, pos + P.ANYWHERE_WINDOW))
             if inner is not None and inner_kind not in ("iteration", "test_line"):
                 self.add(inner_kind, buf[pos:nl])
+        if kind == "progress" and (value := P.LOSS_VALUE.search(buf, pos, nl)):
+            number = to_float(value.group(1))
+            if number is not None:
+                self.scan.loss_trend.add(number, line)
         if kind == "ap_line":
             self.ap(line)
-        elif kind not in ("nonfinite", "command", "namespace") and P.NONFINITE_FIELD.search(
-            buf, pos, min(nl, pos + 4096)
+        elif (
+            not calm
+            and kind not in ("nonfinite", "command", "namespace")
+            and P.NONFINITE_FIELD.search(buf, pos, min(nl, pos + 4096))
         ):
             self.add("nonfinite", buf[pos:nl])
 
@@ -265,11 +303,30 @@ class _Scanner:
             self.scan.aps.append(APReading(epoch, value, line))  # first table = regular model
 
 
+def _any_in(find, needles: tuple[bytes, ...], pos: int, end: int) -> bool:
+    for needle in needles:  # noqa: SIM110 (a generator costs more than the finds here)
+        if find(needle, pos, end) >= 0:
+            return True
+    return False
+
+
 def _search_anywhere(buf: bytes, pos: int, end: int) -> tuple[re.Match[bytes] | None, str]:
-    find = buf.find
+    """The first kind (in NEEDLES order) whose needle occurs in buf[pos:end] and whose pattern
+    matches there."""
+    found: set[bytes] = set()
+    if end - pos > LONG_LINE:  # one regex over many bytes is slower than ~90 memchr finds
+        found = {n for n in P.NEEDLES_INSIDE if buf.find(n, pos, end) >= 0}
+    else:
+        for hit in P.NEEDLE_SEARCH.finditer(buf, pos, end):
+            found |= P.NEEDLES_INSIDE[hit.group()]
+    if not found:
+        return None, ""
+    tried: set[re.Pattern[bytes]] = set()
     for needle, kind, pattern in P.NEEDLES:
-        if find(needle, pos, end) >= 0 and (match := pattern.search(buf, pos, end)):
-            return match, kind
+        if needle in found and pattern not in tried:
+            tried.add(pattern)
+            if match := pattern.search(buf, pos, end):
+                return match, kind
     return None, ""
 
 

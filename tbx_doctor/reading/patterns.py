@@ -13,8 +13,8 @@ import re
 
 ITERATION_PREFIX = b"Epoch: ["
 TEST_PREFIX = b"Test:  ["
-ITERATION = re.compile(rb"Epoch: \[(\d+)\]\s+\[\s*(\d+)/(\d+)\]")
-EPOCH_TOTAL = re.compile(rb"Epoch: \[(\d+)\] Total time: (\S+)")
+ITERATION = re.compile(rb"Epoch: \[(\d+)(?:/\d+)?\]\s+\[\s*(\d+)/(\d+)\]")
+EPOCH_TOTAL = re.compile(rb"Epoch: \[(\d+)(?:/\d+)?\] Total time: (\S+)")
 RUNNING_LOSS = re.compile(rb"  loss: (\S+) \((\S+)\)")
 NONFINITE_FIELD = re.compile(rb": \(?-?(?:nan|inf|NaN|Inf)\b|\(-?(?:nan|inf)\)")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -24,15 +24,34 @@ _RANK = rb"(?:\[(?:rank|default)\d+\]:\s*)?"
 # Kinds found anywhere in a line: a cheap literal `needle` (bytes.find) gates each regex, because
 # one big alternation searched over every byte is ~100x slower in Python's regex engine.
 _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
-    ("slurm_cancel", (b"*** ",), rb"\*\*\* (?:JOB|STEP) [\d._]+ (?:ON \S+ )?CANCELLED AT \S+"),
+    # slurmstepd: "*** JOB 7 ON n1 CANCELLED AT <t> DUE TO TIME LIMIT ***"; also "STEP 7.0",
+    # older releases without "ON <node>", and scancel's form without a reason.
+    ("slurm_cancel", (b"*** ",), rb"\*\*\* (?:JOB|STEP) \S+ (?:ON \S+ )?CANCELLED AT \S+"),
+    (
+        "script_failed",  # the batch script itself could not be started
+        (b"execve(): ",),
+        rb"execve\(\): \S+: (?:No such file or directory|Permission denied|Exec format error)",
+    ),
     ("time_limit", (b"TIMEOUT", b"time limit"), rb"TIMEOUT.*JobId=|exceeded (?:its )?time limit"),
     ("preempted", (b"PREEMPT", b"requeued"), rb"PREEMPTED|[Jj]ob \d+ (?:was )?requeued"),
     ("node_fail", (b"NODE_FAIL", b"ode failure"), rb"NODE_FAIL|[Nn]ode failure"),
     (
         "host_oom",
-        (b"oom-kill", b"oom_kill", b"emory limit", b"Out of memory: Kill", b"Out Of Memory"),
+        (
+            b"oom-kill",
+            b"oom_kill",
+            b"emory limit",
+            b"Out of memory: Kill",
+            b"Out Of Memory",
+            b"killed by signal: Killed",
+            b"us error",
+            b"shared memory",
+        ),
         rb"oom[-_]kill event|[Ee]xceeded (?:job|step) memory limit|exceeded memory limit \("
-        rb"|Out of memory: Kill|task \d+: Out Of Memory",
+        rb"|Out of memory: Kill|task \d+: Out Of Memory"
+        # host memory seen from the data loader: a worker killed by the kernel, or /dev/shm full
+        rb"|DataLoader worker \(pid \d+\) is killed by signal: Killed"
+        rb"|[Bb]us error.{0,80}(?:shared memory|shm)|insufficient shared memory",
     ),
     (
         "killed",
@@ -40,25 +59,45 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
         rb"[Ss]ignal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|\d Killed +\S",
     ),
     (
+        "elastic_exit",  # torchelastic's failure block: "exitcode  : 1 (pid: 15724)" per rank
+        (b"exitcode",),
+        rb"exitcode\s*:\s*-?\d+ \(pid|\(exitcode: -?\d+\) local_rank: \d+",
+    ),
+    ("elastic_rank", (b"(local_rank",), rb"rank\s*:\s*\d+ \(local_rank"),
+    (
         "task_failed",
         (b"srun: error:",),
-        rb"srun: error: \S+: tasks? [\d,\-]+: (?:Exited with exit code|Killed|Terminated)",
+        rb"srun: error: \S+: tasks? [\d,\-]+: \w",
+    ),
+    (
+        "native_crash",  # a signal in compiled code: glog's stack trace, the shell, CPython
+        (b"*** SIG", b"Segmentation fault", b"Fatal Python error"),
+        rb"\*\*\* SIG(?:SEGV|ABRT|BUS|FPE|ILL) .{0,40}received by PID"
+        rb"|Segmentation fault \(core dumped\)|Fatal Python error: Segmentation fault",
     ),
     (
         "cuda_oom",
         (b"out of memory", b"OutOfMemoryError", b"ALLOC_FAILED", b"MemoryAllocation"),
         rb"CUDA out of memory|OutOfMemoryError|CUDA error: out of memory|CUBLAS_STATUS_ALLOC_FAILED"
-        rb"|cudaErrorMemoryAllocation|HIP out of memory",
+        rb"|cudaErrorMemoryAllocation|HIP out of memory"
+        rb"|error == cudaSuccess.{0,200}out of memory",  # Caffe2's enforce
     ),
     (
         "nccl_error",
         (b"NCCL", b"nccl", b"DistBackendError", b"Watchdog"),
         rb"NCCL [Ee]rror|NCCL WARN.*(?:[Tt]imeout|[Ee]rror|[Ff]ailed)"
         rb"|nccl(?:Internal|System|UnhandledCuda|InvalidUsage|Remote)Error"
-        rb"|Watchdog caught collective operation timeout|NCCL communicator was aborted"
+        rb"|Watchdog caught collective|NCCL communicator was aborted"
         rb"|DistBackendError|ProcessGroupNCCL.*(?:[Tt]imed? ?out|aborted|[Ee]xception)",
     ),
     ("device_assert", (b"device-side assert",), rb"device-side assert"),
+    (
+        "class_assert",  # the CUDA kernel assertion that precedes a device-side assert
+        (b"Assertion `", b"tgt_ids]", b"target_classes["),
+        rb"Assertion `.*(?:n_classes|num_classes|index out of bounds|srcIndex <|input_val)"
+        # the traceback frame that indexes class scores by the targets' labels (DETR matcher)
+        rb"|\[:, tgt_ids\]|target_classes\[",
+    ),
     (
         "box_assert",
         (b"assert (boxes1",),
@@ -66,9 +105,13 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     (
         "nonfinite",
-        (b"Loss is", b"on-finite loss", b"not finite", b"infinite or NaN"),
-        rb"Loss is (?:-?nan|-?inf)|[Nn]on-finite loss|loss is not finite"
-        rb"|Loss became infinite or NaN",  # detectron2's FloatingPointError
+        (b"Loss is", b"on-finite", b"not finite", b"NaN", b"NAN", b"nan", b"inf", b"Inf"),
+        rb"Loss is -?(?:nan|NaN|inf|Inf)|[Nn]on-finite loss|loss is not finite"
+        rb"|\b(?:is|are|became|contains?) (?:a )?(?:NaN|NAN|nan)\b"
+        rb"|Loss became infinite or NaN"  # detectron2's FloatingPointError
+        rb"|NaN detected|returned nan values|[Ll]oss\w* ?(?:is )?NaN\b"
+        # mmdet "loss: nan", Lightning "loss=nan", plain loops "loss = inf", tensors printed
+        rb"|[Ll]oss\w*\"?\s*[:=]\s*(?:tensor\(\[*)?-?(?:nan|inf|NaN|Inf|Infinity)\b",
     ),
     (
         "size_mismatch",
@@ -89,10 +132,30 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
             b"FileNotFoundError",
             b"Corrupt JPEG",
             b"is truncated",
+            b"KeyError: '",
+            b"in DataLoader worker",
+            b"FileNotFoundError: Traceback",
         ),
         rb"provided COCO path .* does not exist|UnidentifiedImageError"
-        rb"|(?:FileNotFoundError|No such file or directory).*\.(?:png|jpe?g|json)\b"
-        rb"|Corrupt JPEG|image file is truncated",
+        rb"|(?:FileNotFoundError|No such file or directory).*\.(?:png|jpe?g|json|bmp|tiff?|xml)\b"
+        rb"|Corrupt JPEG|image file is truncated"
+        # COCO-style annotations without a field the dataset code reads
+        rb"|KeyError: '(?:area|bbox|category_id|iscrowd|image_id|annotations|segmentation"
+        rb"|file_name|images|categories)'"
+        # an exception raised while loading the data set, re-raised by the DataLoader
+        rb"|Caught (?:FileNotFoundError|KeyError|OSError|IOError|UnidentifiedImageError) in "
+        rb"DataLoader worker|FileNotFoundError: Traceback \(most recent",
+    ),
+    (
+        "missing_op",  # a compiled extension not built for this environment
+        (b"No module named", b"undefined symbol", b"MultiScaleDeformableAttention"),
+        rb"No module named '?[\w.]*(?:MultiScaleDeformableAttention|_ext|_C)\b"
+        rb"|\.so: undefined symbol|[Ee]rror.{0,80}MultiScaleDeformableAttention",
+    ),
+    (
+        "missing_module",
+        (b"No module named",),
+        rb"ModuleNotFoundError: No module named '?[\w.]+",
     ),
     (
         "traceback",
@@ -142,12 +205,82 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
     ),
     ("iteration", (b"Epoch: [",), rb"Epoch: \[\d+\]\s+\[\s*\d+/\d+\]"),
     ("test_line", (b"Test:  [", b"Test: ["), rb"Test: +\[\s*\d+/\d+\]"),
+    # Iteration/epoch lines of other trainers, one specific needle per shape (a regex of all
+    # shapes costs ~1 ms on a 4 KB line): mmdet, mmengine, Lightning, plain loops, ...
+    (
+        "progress",
+        (b"poch",),
+        rb"Epoch \[\d+\]\[\s*\d+/\d+\]|Epoch\(train\)\s*\[\d+\]\[\s*\d+/\d+\]"
+        rb"|Epoch \d+:\s+\d+%\||[Ee]poch\W{0,3}\d+\W.{0,200}?\b[Ll]oss"
+        rb"|<epoch:\s*\d+, iter:\s*[\d,]+",  # BasicSR / mmsr
+    ),
+    ("progress", (b"iter", b"Iter"), rb"\b[Ii]ter(?:ation)?\W{0,3}\d+\W.{0,300}?\b[Ll]oss"),
+    ("progress", (b"] - ",), rb"\d+/\d+ \[[=>.]+\] - .{0,80}\bloss: "),  # Keras
+    ("progress", (b"step ",), rb"\bstep \d+\W.{0,40}?\bloss\b"),  # TF "global step N: loss"
+    ("progress", (b"]  eta: ",), rb"\[\s*\d+/\d+\]\s+eta: "),  # MetricLogger (DINOv2)
+    (
+        "progress",  # YOLOv5/v8 epoch rows: "  1/10  4.35G  1.394 ... 28/28 [00:17<00:00, 1.6it/s]"
+        (b"it/s]", b"s/it]"),
+        rb"(?m:^)\s*\d+/\d+\s+\d+(?:\.\d+)?G\s+\d.*(?:it/s|s/it)\]",
+    ),
+    ("progress", (b'"train_loss": ',), rb'"train_loss": -?\d'),  # DINO's log.txt given as a log
+    (
+        "trainer_start",  # what other trainers print first (mmdet, detectron2, Lightning, ...)
+        (
+            b"Environment info",
+            b"sys.platform",
+            b"Command line",
+            b"Rank of current",
+            b"GPU av",
+            b"LOCAL_RANK:",
+            b"Trainable params",
+            b"Start",
+        ),
+        rb"Environment info:|sys\.platform:|Command line arguments:|Rank of current process:"
+        rb"|GPU available:|LOCAL_RANK: \d|Trainable params|Start running|Start(?:ing)? [Tt]raining",
+    ),
+    (
+        "run_end",  # how other trainers say the run finished normally
+        (
+            b"Trainer.fit` stopped",
+            b"inished Training",
+            b"inished training",
+            b"raining finished",
+            b"Done training",
+            b"epochs completed in ",
+        ),
+        rb"`Trainer\.fit` stopped|[Ff]inished [Tt]raining|[Tt]raining finished|Done training"
+        rb"|\d+ epochs completed in [\d.]+ hours",  # YOLOv5
+    ),
+    # a bare tqdm bar (no loss in it): some loop ran, not necessarily training
+    ("tqdm_bar", (b"%|",), rb"\d%\|[^|\n]{0,80}\|\s*\d+/\d+ \["),
+    ("root_cause", (b"Root Cause",), rb"Root Cause \(first observed failure\)"),
+    (
+        "job_id",
+        (b"SLURM_JOB_ID=", b"Submitted batch job ", b"StepId="),
+        rb"SLURM_JOB_ID=\d+|Submitted batch job \d+|StepId=\d+",
+    ),
 ]
 NEEDLES: tuple[tuple[bytes, str, re.Pattern[bytes]], ...] = tuple(
     (needle, kind, re.compile(pattern))
     for kind, needles, pattern in _ANYWHERE
     for needle in needles
 )
+PATTERN_NEEDLES: dict[re.Pattern[bytes], tuple[bytes, ...]] = {}
+for _needle, _kind, _pattern in NEEDLES:
+    PATTERN_NEEDLES[_pattern] = (*PATTERN_NEEDLES.get(_pattern, ()), _needle)
+# Words that send a line of a known progress shape through the full search all the same.
+ALARM_NEEDLES = (
+    b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"rror", b"***", b"xception", b"illed",
+    b"Traceback", b"NCCL", b"of memory", b"OfMemory", b"oom", b"ssert", b"SIG", b"xit",
+)  # fmt: skip
+# All needles in one search (longest first): one pass over a line instead of ~90 finds; a needle
+# hidden inside a longer one that matched is added back through NEEDLES_INSIDE.
+_UNIQUE = sorted({n for n, _, _ in NEEDLES}, key=len, reverse=True)
+NEEDLE_SEARCH = re.compile(b"|".join(re.escape(n) for n in _UNIQUE))
+NEEDLES_INSIDE: dict[bytes, frozenset[bytes]] = {
+    n: frozenset(m for m in _UNIQUE if m in n) for n in _UNIQUE
+}
 
 # Kinds recognised only at the start of a line (matched, never searched).
 _LINE_START: list[tuple[str, bytes]] = [
@@ -167,6 +300,7 @@ _LINE_START: list[tuple[str, bytes]] = [
         rb"\[tbx-job\] (?:Submitted job \d+ to continue|TBX_ON_STOP=|Stopped by SIG|Chain limit)",
     ),
     ("saved_ckpt", rb"Saved checkpoint: "),
+    ("killed", rb"Killed\s*$"),
     ("start_training", rb"Start training\s*$"),
     ("training_time", rb"Training time (?:\d+ days?, )?\d+:\d\d:\d\d"),
     ("eval_banner", rb"Starting Evaluation|DINO Evaluation on|Evaluation only\b"),
@@ -197,7 +331,7 @@ LINE_START = _alternation(_LINE_START)
 KINDS: tuple[str, ...] = tuple(
     dict.fromkeys([k for k, _ in _LINE_START] + [k for k, *_ in _ANYWHERE])
 )
-SLURM_REASON = re.compile(r"DUE (?:TO|to) (.+?)\s*\*{0,3}\s*$")
+SLURM_REASON = re.compile(r"DUE (?:TO|to) ([A-Za-z][\w ,]*)")
 ANYWHERE_WINDOW = 8192  # bytes of a long line searched for error messages (5 MB lines exist)
 
 # Arguments as DINO's argparse Namespace repr and its `Command:` line print them.
@@ -222,6 +356,15 @@ EFFECTIVE_BATCH = re.compile(r"Effective Batch Size: (\d+) \((\d+) per GPU × (\
 DURATION = re.compile(r"(?:(\d+) days?, )?(\d+):(\d\d):(\d\d)")
 CANCELLED_AT = re.compile(r"CANCELLED AT (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
 JOB_ID_IN_NAME = re.compile(r"(?<!\d)(\d{4,})(?!\d)")
+# The total loss a progress line prints: `loss: 0.85` (mmdet, Keras), `loss=0.41` (Lightning),
+# `loss = 0.14` (TensorFlow); `loss_cls` and friends are terms, not the total.
+LOSS_VALUE = re.compile(rb"\b[Ll]oss\"?\s*[:=]\s*(-?\d+\.?\d*(?:[eE][+-]?\d+)?)\b")
+# "2020-05-08 18:33:04,627", "2025-11-16T21:36:29", glog's "I20240724 09:37:05"
+LINE_STAMP = re.compile(r"(?<!\d)(20\d\d)-?(\d\d)-?(\d\d)[ T](\d\d):(\d\d):(\d\d)(?!\d)")
+PRINTED_JOB_ID = re.compile(
+    r"(?:Job ID|SLURM_JOB_ID|Job id|Submitted batch job)\s*[:=]?\s*(\d+(?:_\d+)?)"
+)
+SLURM_LINE_JOB_ID = re.compile(r"(?:\*\*\* (?:JOB|STEP) |StepId=|JobId=|\bin step )(\d+)")
 
 
 def slurm_cancel_kind(text: str) -> str:

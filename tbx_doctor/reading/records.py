@@ -7,6 +7,7 @@ and last few lines of its kind, an `EpochProgress` the ends of its epoch, never 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,29 @@ class APReading:
 
 
 @dataclass
+class LossTrend:
+    """The total loss of other trainers' progress lines, folded as it streams by: its lowest
+    value so far and the highest ratio any later value reached over the lowest before it."""
+
+    lowest: float | None = None
+    lowest_line: Line | None = None
+    ratio: float = 0.0  # highest value / lowest-before-it seen
+    peak: float | None = None
+    peak_line: Line | None = None
+    base: float | None = None  # the lowest value before the peak
+    base_line: Line | None = None
+
+    def add(self, value: float, line: Line) -> None:
+        if not math.isfinite(value):
+            return  # the NaN rule reports those
+        if self.lowest is not None and self.lowest > 0 and value / self.lowest > self.ratio:
+            self.ratio, self.peak, self.peak_line = value / self.lowest, value, line
+            self.base, self.base_line = self.lowest, self.lowest_line
+        if self.lowest is None or value < self.lowest:
+            self.lowest, self.lowest_line = value, line
+
+
+@dataclass
 class LogScan:
     """Everything the scanner kept from one log file."""
 
@@ -101,6 +125,7 @@ class LogScan:
     last_line: Line | None = None
     last_phase: str = ""  # "train" or "test": what the job was doing when the log ends
     replaced_lines: int = 0  # lines holding invalid UTF-8 (decoded with U+FFFD)
+    loss_trend: LossTrend = field(default_factory=LossTrend)
 
     def get(self, kind: str) -> list[Line]:
         events = self.events.get(kind)

@@ -41,7 +41,31 @@ def _open(path: Path) -> tuple[object, bool]:
         raise UnreadableInput(f"{path}: cannot open ({exc.strerror})") from exc
     head = raw.read(2)
     raw.seek(0)
+    if head != GZIP_MAGIC and path.name.endswith(".gz") and head:
+        raw.close()
+        raise UnreadableInput(
+            f"{path}: named .gz but not gzip-compressed; rename it without .gz to read it as text"
+        )
     return raw, head == GZIP_MAGIC
+
+
+SNIFF_BYTES = 8192
+# Control bytes that text logs never hold (tab, newlines, form feed and ESC of colours excepted;
+# NUL too: a job killed mid-write on a network file system leaves runs of NULs in a real log).
+_CONTROL = bytes(b for b in range(1, 32) if b not in (9, 10, 11, 12, 13, 27))
+SNIFF_MIN = 1024  # shorter files are read as text: too few bytes to call them binary
+_DROP_CONTROL = bytes.maketrans(b"", b"")
+
+
+def looks_binary(head: bytes) -> bool:
+    """True when the start of a file is binary data, not a log: many control bytes.
+
+    Junk inside a log (a crash's NUL padding, a stray binary blob) is tolerated; only a file
+    that starts as binary is refused.
+    """
+    sample = head[:SNIFF_BYTES]
+    control = len(sample) - len(sample.translate(_DROP_CONTROL, _CONTROL))
+    return len(sample) >= SNIFF_MIN and control * 20 > len(sample)
 
 
 def _gunzip_blocks(raw, size: int, status: ReadStatus) -> Iterator[bytes]:
@@ -94,6 +118,10 @@ def iter_chunks(
             _gunzip_blocks(raw, size, status) if status.compressed else _plain_blocks(raw, size)
         )
         for block in blocks:
+            if not status.bytes_read and looks_binary(block):
+                raise UnreadableInput(
+                    f"{path}: binary data, not a text log; pass the job's .out/.err log"
+                )
             status.bytes_read += len(block)
             start = 0
             if carry:

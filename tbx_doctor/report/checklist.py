@@ -46,9 +46,22 @@ def _start_item(facts: JobFacts) -> Item:
     first = facts.trained_epochs[0].first if facts.trained_epochs else None
     if first is None and facts.iterations_only is not None:  # detectron2: no epochs
         first = facts.iterations_only.first
+    if first is None and facts.signal("progress"):  # another trainer's progress lines
+        first = facts.signal("progress")[0]
     if first is not None:
         return Item(label, "pass", f"{where(first)}: {first.text[:60]}")
-    return Item(label, "pending" if facts.still_growing else "fail", "no iteration line")
+    if facts.training == "seen":
+        timed = [e.time_line for e in facts.trained_epochs]
+        candidates = [*timed, facts.training_time_line, *facts.signal("nonfinite")]
+        shown = next((c for c in [*candidates, *facts.nonfinite_records] if c is not None), None)
+        if shown is not None:
+            return Item(label, "pass", f"{where(shown)}: {shown.text[:60]}")
+        return Item(label, "pass", "the run's log.txt records trained epochs")
+    if facts.still_growing:
+        return Item(label, "pending", "no iteration line yet")
+    if facts.training == "unknown":
+        return Item(label, "unknown", f"no iteration line; {facts.unseen_why}")
+    return Item(label, "fail", "no iteration line")
 
 
 def _epoch0_items(facts: JobFacts, profile: Profile) -> list[Item]:
@@ -62,6 +75,8 @@ def _epoch0_items(facts: JobFacts, profile: Profile) -> list[Item]:
     if epoch0 is None or not epoch0.finished:
         later = first is not None and first.epoch > 0
         why = "epoch 0 not trained in this job" if later else "epoch 0 not finished"
+        if first is None and facts.training == "unknown":
+            why = "no epoch line in the files read"
         status = "pending" if facts.still_growing and not later else "unknown"
         return [Item(loss_label, status, why), Item(ap_label, status, why)]
     loss = epoch0.loss_mean

@@ -100,7 +100,7 @@ def summary_rows(reports: list[Report]) -> list[tuple[str, ...]]:
 def render_json(reports: list[Report]) -> str:
     """One report -> its object; several -> {"schema": "tbx-doctor.check-many/1", "reports"}."""
     if len(reports) == 1:
-        return json.dumps(reports[0].to_dict(), indent=2)
+        return json.dumps(reports[0].to_dict(), indent=2, allow_nan=False)
     worst = max(reports, key=lambda r: ["healthy", "running", "warning", "failed"].index(r.verdict))
     return json.dumps(
         {
@@ -109,6 +109,7 @@ def render_json(reports: list[Report]) -> str:
             "reports": [r.to_dict() for r in reports],
         },
         indent=2,
+        allow_nan=False,
     )
 
 

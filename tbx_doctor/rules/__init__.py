@@ -36,7 +36,7 @@ RULES: tuple[Rule, ...] = (
 # Root causes first when severities tie (lower = earlier).
 _ORDER = {
     "zero-epochs": 0,
-    "crash-traceback": 1,
+    "crash-traceback": 2,  # after the cause it carries (NaN, OOM, ...)
     "cuda-oom": 1,
     "nan-loss": 1,
     "config-error": 1,

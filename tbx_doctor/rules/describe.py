@@ -33,6 +33,10 @@ def progress_at_end(facts: JobFacts) -> str:
     if not trained and counted is not None:
         doing = "evaluating after" if facts.last_phase == "test" else "at"
         return f"{doing} iteration {counted.last_iter}"
+    if not trained and facts.signal("progress"):
+        return f"training (last progress line {where(facts.signal('progress')[-1])})"
+    if not trained and facts.training == "unknown":
+        return f"at a point these files do not show ({facts.unseen_why})"
     if not trained:
         return "before any training iteration"
     last = trained[-1]
@@ -52,3 +56,14 @@ def finished_epochs(facts: JobFacts) -> tuple[EpochFacts, ...]:
 
 def job_name(facts: JobFacts) -> str:
     return f"job {facts.job_id}" if facts.job_id else "this job"
+
+
+def finished_text(facts: JobFacts) -> str:
+    """ "epochs finished in this job: ..." with unknown when the files cannot show them."""
+    done = finished_epochs(facts)
+    if not facts.trained_epochs and facts.training != "absent":
+        return "epochs finished in this job: unknown"
+    text = f"epochs finished in this job: {epoch_range(done)}"
+    if facts.start_seen is None and facts.trained_epochs:
+        text += " (the log starts mid-run: epochs before its first line are not in it)"
+    return text

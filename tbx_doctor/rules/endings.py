@@ -6,7 +6,7 @@ from tbx_doctor.facts.job import JobFacts
 from tbx_doctor.findings import Finding, finding
 from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.reading.logscan import Line
-from tbx_doctor.rules.describe import epoch_range, finished_epochs, progress_at_end, where
+from tbx_doctor.rules.describe import finished_text, progress_at_end, where
 from tbx_doctor.rules.requeue import (
     Requeue,
     find_requeue,
@@ -46,11 +46,8 @@ _ENDINGS = {
 
 
 def _progress(facts: JobFacts, requeue: Requeue | None = None) -> str:
-    done = finished_epochs(facts)
     last = facts.trained_epochs[-1] if facts.trained_epochs else None
-    text = (
-        f" The job was {progress_at_end(facts)}; epochs finished in this job: {epoch_range(done)}."
-    )
+    text = f" The job was {progress_at_end(facts)}; {finished_text(facts)}."
     if last is not None and not last.finished and last.iterations:
         text += (
             f" Epoch {last.epoch} was cut after iteration {last.last_iter} of {last.iterations}"
@@ -72,6 +69,7 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     last = facts.trained_epochs[-1].last if facts.trained_epochs else None
     # srun --kill-on-bad-exit ends the step after a task's planned exit 75: not a cancellation.
     planned = set(step_cancels(facts)) if requeue and requeue_exits(facts) else set()
+    planned |= _step_ended_by_failure(facts)
     found = []
     for kind, (code, title, fix) in _ENDINGS.items():
         lines = [line for line in facts.signal(kind) if line not in planned]
@@ -83,6 +81,18 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
         fix = fix.replace("JOBID", facts.job_id) if facts.job_id else fix
         found.append(finding(code, title, [lines[-1], last], explanation, fix))
     return found
+
+
+def _step_ended_by_failure(facts: JobFacts) -> set[Line]:
+    """`*** STEP n CANCELLED AT t ***` (no reason) after a task failed or ran out of memory is
+    srun ending the step because of that failure, not a user's scancel."""
+    failures = [*facts.signal("host_oom"), *facts.signal("task_failed"), *facts.signal("killed")]
+    return {
+        line
+        for line in facts.signal("cancelled")
+        if "DUE " not in line.text
+        and any((f.file, f.line) < (line.file, line.line) for f in failures)
+    }
 
 
 def _saved_before_limit(line: Line, requeue: Requeue) -> tuple[str, str]:
@@ -115,21 +125,69 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     exits = requeue_exits(facts)
     # Exit 75 after the save line is the planned stop (reported as `requeued`), not a failure.
     tasks = [t for t in facts.signal("task_failed") if t not in exits]
+    # srun kills the other tasks after the first one fails: their "Terminated"/"Killed" lines
+    # are consequences, so the first other failure (in time = in file order) leads.
+    tasks.sort(key=lambda t: t.text.rstrip().endswith(("Terminated", "Killed")))
     if exits and requeue is None:
         found.append(_unproven_requeue(exits))
+    if killed and not oom and not any(facts.signal(k) for k in _ENDINGS):
+        found.append(_sigkill(facts, killed))
     # A SIGKILL without any memory message: report the kill itself, no cause is proved.
     tasks = tasks or ([] if oom or exits else list(killed))
+    # torchrun's failure block ("exitcode : 1 (pid: N)" per rank), its Root Cause first
+    tasks = tasks or ([] if oom else _elastic_exits(facts))
     if tasks:
         found.append(
             finding(
                 "task-failed",
                 "A task failed or was killed",
                 tasks[:3],
-                _quote(tasks[0]),
+                _quote(tasks[0]) + _launcher_summary(facts, tasks[0]),
                 "Read the task's traceback above the srun line (or in the .err file).",
             )
         )
     return found
+
+
+def _sigkill(facts: JobFacts, killed: tuple[Line, ...]) -> Finding:
+    """A SIGKILL that no SLURM ending explains: what the out-of-memory killers send."""
+    return finding(
+        "host-oom-killed",
+        "Killed by SIGKILL, the out-of-memory killer's signal",
+        killed[:2],
+        _quote(killed[0]) + " Nothing in these files sent it (no SLURM time limit or cancel): a "
+        "SIGKILL that the process did not ask for is what the kernel's and SLURM's out-of-memory "
+        "killers send. The memory message itself is not in these files; `sacct -j JOBID -o "
+        "MaxRSS,ReqMem,State` or the node's `dmesg` confirms it." + _progress(facts),
+        "Ask for more --mem (or use fewer / lighter data-loader workers), then resubmit.",
+        severity="warning",
+    )
+
+
+def _launcher_summary(facts: JobFacts, line: Line) -> str:
+    """torchrun's report of a failed worker names the rank and exit code, not the cause."""
+    if line not in (*facts.signal("elastic_exit"), *facts.signal("root_cause")):
+        return ""
+    where_cause = (
+        "see the traceback findings"
+        if facts.signal("traceback")
+        else "it is not in these files; look in the rank's output or the .err"
+    )
+    return (
+        " This is torchrun's summary of a failed worker: the worker's own error is the cause "
+        f"({where_cause})."
+    )
+
+
+def _elastic_exits(facts: JobFacts) -> list[Line]:
+    exits = [e for e in facts.signal("elastic_exit") if not e.text.strip().endswith(": 0 (pid")]
+    root = facts.signal("root_cause")
+    if not exits and root:  # the block is cut before its exitcode line: quote what is there
+        return [root[0], *facts.signal("elastic_rank")[-1:]]
+    if root:  # the block after "Root Cause (first observed failure):" names the first failure
+        after = [e for e in exits if (e.file, e.line) > (root[0].file, root[0].line)]
+        exits = after[:1] + [e for e in exits if e not in after[:1]]
+    return exits
 
 
 def _unproven_requeue(exits: tuple[Line, ...]) -> Finding:

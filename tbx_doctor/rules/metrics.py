@@ -10,11 +10,12 @@ from tbx_doctor.rules.describe import minutes, where
 
 def check_nonfinite(facts: JobFacts, profile: Profile) -> list[Finding]:
     """NaN/inf in a loss field or 'Loss is nan', or the box assertion NaN boxes trigger."""
-    lines = facts.signal("nonfinite") + facts.signal("box_assert")
+    lines = facts.signal("nonfinite") + facts.signal("box_assert") + facts.nonfinite_records
     if not lines:
         return []
     first = min(lines, key=lambda e: (e.file, e.line))
     count = facts.counts.get("nonfinite", 0) + facts.counts.get("box_assert", 0)
+    count += len(facts.nonfinite_records)
     return [
         finding(
             "nan-loss",
@@ -29,8 +30,30 @@ def check_nonfinite(facts: JobFacts, profile: Profile) -> list[Finding]:
     ]
 
 
+def _loss_jump(facts: JobFacts, profile: Profile) -> list[Finding]:
+    """Other trainers' progress lines: a total loss above factor x the lowest one before it."""
+    trend = facts.loss_trend
+    if trend is None or trend.ratio <= profile.loss_explosion_factor:
+        return []
+    return [
+        finding(
+            "loss-explosion",
+            "The loss exploded",
+            [trend.base_line, trend.peak_line],
+            f"The total loss rose to {trend.peak:g} at {where(trend.peak_line)}, {trend.ratio:.3g} "
+            f"x the lowest value before it ({trend.base:g} at {where(trend.base_line)}); the "
+            f"profile flags more than {profile.loss_explosion_factor:g} x.",
+            "Lower the learning rate (or add warm-up / gradient clipping) and check for bad "
+            "samples; resume from a checkpoint before the jump.",
+        )
+    ]
+
+
 def check_loss_explosion(facts: JobFacts, profile: Profile) -> list[Finding]:
-    """An epoch's sampled running loss above factor x the previous epoch's mean."""
+    """An epoch's sampled running loss above factor x the previous epoch's mean (DINO), or a
+    progress line's total loss above factor x the lowest before it (other trainers)."""
+    if not facts.trained_epochs:
+        return _loss_jump(facts, profile)
     found: list[Finding] = []
     previous = None
     for epoch in facts.trained_epochs:

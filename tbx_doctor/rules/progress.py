@@ -18,6 +18,11 @@ CRASH_KINDS = (
     "plan_refused",
     "node_fail",
     "device_assert",
+    "class_assert",
+    "script_failed",
+    "missing_op",
+    "missing_module",
+    "native_crash",
 )
 
 
@@ -26,7 +31,11 @@ def crashed(facts: JobFacts) -> bool:
 
 
 def _is_zero_epoch_run(facts: JobFacts) -> bool:
-    if facts.eval_only or facts.iterations_seen or crashed(facts) or facts.still_growing:
+    """The loop's end is printed and nothing shows training: any epoch or iteration line (any
+    trainer's) or a non-zero training time rules it out."""
+    if facts.eval_only or facts.training == "seen" or crashed(facts) or facts.still_growing:
+        return False
+    if facts.signal("tqdm_bar"):  # a loop ran: the files cannot prove it was not training
         return False
     loop_ended = facts.training_time_line is not None
     return loop_ended or (facts.start_training is not None and facts.end is not None)
@@ -114,7 +123,9 @@ def check_zero_epochs(facts: JobFacts, profile: Profile) -> list[Finding]:
 
 def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     """The job ended within `min_job_minutes` having run no training iteration."""
-    if facts.eval_only or facts.iterations_seen or facts.still_growing:
+    if facts.signal("script_failed"):
+        return _script_not_started(facts.signal("script_failed")[0])
+    if facts.eval_only or facts.training != "absent" or facts.still_growing:
         return []
     short = facts.wall_seconds is not None and facts.wall_seconds < profile.min_job_minutes * 60
     zero_time = facts.training_time == 0
@@ -146,13 +157,33 @@ def check_immediate_exit(facts: JobFacts, profile: Profile) -> list[Finding]:
     ]
 
 
+def _program(line) -> str:
+    """The path execve() was given: the batch script (`.../slurm_script`) or srun's command."""
+    path = line.text.split("execve(): ", 1)[-1].split(": ", 1)[0]
+    return "the batch script" if path.endswith("slurm_script") else path
+
+
+def _script_not_started(line) -> list[Finding]:
+    return [
+        finding(
+            "immediate-exit",
+            "The job ended at once: slurmstepd could not start its program",
+            [line],
+            f"{where(line)}: `{line.text.strip()[:300]}`: slurmstepd could not execute "
+            f"`{_program(line)}`, so nothing of it ran.",
+            "Fix what the config-error finding names (the script's path or permissions), then "
+            "resubmit.",
+        )
+    ]
+
+
 def check_false_success(facts: JobFacts, profile: Profile) -> list[Finding]:
     """A success line printed although nothing trained or the job failed."""
     claims = facts.success_claims
     if not claims or facts.eval_only:
         return []
     reasons = []
-    if not facts.iterations_seen and not facts.still_growing:
+    if facts.training == "absent" and not facts.still_growing:
         reasons.append("zero training iterations ran")
     if crashed(facts) or facts.signal("nonfinite"):
         reasons.append("the log also shows a failure (see the error findings)")
@@ -186,23 +217,64 @@ def check_incomplete(facts: JobFacts, profile: Profile) -> list[Finding]:
                 "Copy the log again from the cluster; findings below may miss the end of the job.",
             )
         )
-    if (
-        not facts.ended
-        and not facts.still_growing
-        and (facts.iterations_seen or facts.start_training)
-    ):
-        missing = (
-            f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
-        )
-        found.append(
-            finding(
-                "incomplete-log",
-                "The log ends without saying how the job ended",
-                [facts.last_line],
-                f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
-                f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
-                "Look at the job's .err file and "
-                f"`sacct -j {facts.job_id or 'JOBID'}` for how it ended.",
-            )
-        )
+    found += _empty_logs(facts) + _starts_mid_run(facts)
+    in_log = facts.iterations_seen or facts.signal("progress") or facts.trained_epochs
+    if facts.ended or facts.still_growing or not _log_read(facts):
+        return found  # a log written to minutes ago may be running: its end is still to come
+    if in_log or facts.start_training:
+        found.append(_no_ending(facts))
     return found
+
+
+def _log_read(facts: JobFacts) -> bool:
+    """A log was read (an output directory alone has no ending to miss)."""
+    return facts.output_dir is None or len(facts.files) > 1
+
+
+def _no_ending(facts: JobFacts) -> Finding:
+    missing = f" Companion files not found: {', '.join(facts.missing)}." if facts.missing else ""
+    return finding(
+        "incomplete-log",
+        "The log ends without saying how the job ended",
+        [facts.last_line],
+        f"The last line ({where(facts.last_line)}) is {progress_at_end(facts)}; no "
+        f"`Training time`, end banner, SLURM message or traceback follows.{missing}",
+        f"Look at the job's .err file and `sacct -j {facts.job_id or 'JOBID'}` for how it ended.",
+    )
+
+
+def _empty_logs(facts: JobFacts) -> list[Finding]:
+    """An empty log says nothing: that is a finding, never a healthy job."""
+    return [
+        finding(
+            "incomplete-log",
+            "The log is empty",
+            [],
+            f"{path} holds no line at all: the job wrote nothing to it (it may not have started, "
+            "or its output went elsewhere).",
+            "Check the job's other log (.out/.err), `sacct -j JOBID` for its state, and the "
+            "#SBATCH --output/--error paths.",
+        )
+        for path in facts.empty_logs
+    ]
+
+
+def _starts_mid_run(facts: JobFacts) -> list[Finding]:
+    """A fragment that starts after the job started: what came before is not in it."""
+    if facts.start_seen is not None or facts.training != "seen" or not facts.stdout_read:
+        return []
+    first = facts.trained_epochs[0].first if facts.trained_epochs else None
+    first = first or next(iter(facts.signal("progress")), None)
+    return [
+        finding(
+            "incomplete-log",
+            "The log starts mid-run",
+            [first],
+            "No line from the job's start (banner, arguments, `Start training`) is in the files "
+            f"read; the first training line is {where(first)}. How the job started and the "
+            "epochs before that line are unknown.",
+            "Read the whole log (the job's .out from its first line) for the start and the path "
+            "taken.",
+            severity="info",  # it limits what is known, it is not a problem of the job
+        )
+    ]

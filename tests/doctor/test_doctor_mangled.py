@@ -78,13 +78,15 @@ def test_five_megabyte_line_and_random_binary(tmp_path):
     assert report["verdict"] in ("healthy", "warning", "failed")
 
 
-def test_not_gzip_despite_name_and_empty_file(tmp_path):
+def test_corrupt_gzip_and_empty_file(tmp_path):
     fake = tmp_path / "train_4.out.gz"
     fake.write_bytes(b"\x1f\x8bnot really gzip data at all")
     assert "incomplete-log" in {f["code"] for f in _check(fake)["findings"]}
     empty = tmp_path / "train_5.out"
     empty.write_bytes(b"")
-    assert _check(empty)["findings"] == []
+    report = _check(empty)
+    assert report["verdict"] == "warning"
+    assert [f["title"] for f in report["findings"]] == ["The log is empty"]
 
 
 def test_directory_named_like_a_log_exits_2(tmp_path):
