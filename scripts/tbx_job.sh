@@ -166,7 +166,11 @@ tbx_continue_chain() {
 
 tbx_on_exit() {
   local rc=$?
-  trap - EXIT USR1 TERM
+  # USR1 ignored, not reset: SLURM's warning can come while the hook runs (it is sent 120 s
+  # before the limit even when training has just finished), and its default action would kill
+  # this shell with 138 and fail a job that trained every epoch. TERM keeps its default: scancel.
+  trap - EXIT TERM
+  trap '' USR1
   [[ $rc == 75 ]] && tbx_continue_chain
   echo "End Time: $(date)"
   "$TBX_PYTHON" -m tbx_doctor hook --expect "${TBX_EXPECT:-any}" \
@@ -176,6 +180,11 @@ tbx_on_exit() {
     scontrol requeue "$SLURM_JOB_ID"  # last: the job goes back to the queue with this id
   fi
   exit "$rc"
+}
+
+# After tbx-train has ended there is nothing left to stop: a late signal is noted, not forwarded.
+tbx_late_signal() {
+  tbx_say "Received SIG$1 after tbx-train ended (exit $TRAIN_RC): nothing to stop; ignored"
 }
 
 # Before training starts there is nothing to save: USR1 is noted, TERM ends the job.
@@ -221,6 +230,8 @@ tbx_main() {
   "$@" "$TBX_PYTHON" -m tbx_train run "${ARGS[@]}" &
   TRAIN_PID=$!
   tbx_wait
+  trap 'tbx_late_signal USR1' USR1
+  trap 'tbx_late_signal TERM' TERM
   tbx_verdict
   exit "$TRAIN_RC"
 }

@@ -47,6 +47,9 @@ def transform_config(data: DataConfig) -> TransformConfig:
         val_size=data.val_size,
         max_size=data.max_size,
         flip_prob=data.flip_prob,
+        # DataConfig has no crop fields yet (crop_prob, crop_resize_sizes, crop_min, crop_max):
+        # until the config carries them, runs keep flip + resize only.
+        crop_prob=0.0,
     )
 
 

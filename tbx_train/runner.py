@@ -79,6 +79,7 @@ class Session:
     world_size: int
     write: Callable[[str], None]
     stop_requested: Callable[[], str | None]  # the signal's name once a stop was requested
+    finished: Callable[[], None] = lambda: None  # called once the final checkpoint is saved
     best_ap: float = -1.0
     interactive: bool = False  # print through a progress bar (stdout is a terminal)
     step_limit: int | None = None  # global step at which --max-steps stops this job
@@ -164,6 +165,8 @@ def start_session(
     # A collective on every rank after each step, so that all ranks stop after the same one.
     stop_requested = (lambda: stop.stop_signal(device)) if stop else (lambda: None)
     session = Session(config, state, data, ctx, plan, rank, world_size, say, stop_requested)
+    if stop:
+        session.finished = stop.ignore_late
     session.interactive = write is print and is_interactive()
     max_steps = config.train.max_steps  # counted from this job's start, resumed or not
     session.step_limit = None if max_steps is None else state.global_step + max_steps
@@ -307,6 +310,7 @@ def train_run(session: Session) -> RunOutcome:
             _interrupted(session, outcome, epoch + 1, 0)
             break
     session.write(f"Training time {format_duration(time.perf_counter() - started)}")
+    session.finished()  # every path out of the loop saved: late stop signals are ignored now
     return outcome
 
 

@@ -5,6 +5,13 @@ and forwards it) and sends SIGTERM before killing. The handlers only set a flag;
 `StopRequest.stop_signal(device)` after each optimizer step, which all-reduces the flag so every
 rank stops after the same step, then saves a mid-epoch checkpoint (`next_iteration` = the next
 micro-batch) and exits with `EXIT_REQUEUE`.
+
+Once the run's last checkpoint is saved there is nothing left to stop: `ignore_late` sets the
+signals to SIG_IGN, and `tbx-train run` leaves them so until the process ends. Restoring the default
+action there instead let a late SIGUSR1 (SLURM warns 120 s before the limit, even when training
+has just finished) kill the process during shutdown with exit 138, and the job was reported
+FAILED with every epoch trained. A Python handler is no protection either: the interpreter resets
+its own handlers to the default action while it finalises, but leaves SIG_IGN in place.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ class StopRequest:
         self.signals = tuple(signals)
         self.signal_name: str | None = None
         self._previous: dict[signal.Signals, object] = {}
+        self.late = False  # True once `ignore_late` ran: the work a stop would save is saved
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         # Only record it: saving inside a handler could interrupt a half-done optimizer step.
@@ -48,6 +56,17 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
         self._previous.clear()
+
+    def ignore_late(self) -> None:
+        """The final checkpoint is saved: from now on these signals are ignored (SIG_IGN).
+
+        `restore` still puts back the earlier handlers (for callers inside a longer-lived
+        process); `tbx-train run` does not call it after this, so the exit stays protected.
+        """
+        for sig in self.signals:
+            previous = signal.signal(sig, signal.SIG_IGN)
+            self._previous.setdefault(sig, previous)
+        self.late = True
 
     def __enter__(self) -> StopRequest:
         return self.install()

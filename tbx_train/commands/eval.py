@@ -1,4 +1,5 @@
-"""`tbx-train eval`: COCO AP table and FROC of a checkpoint on a validation split.
+"""`tbx-train eval`: COCO AP table and FROC of a checkpoint on a validation split, then the
+user's TB protocol: class-agnostic TB-only AP, FROC as the DINO_TBX11K script and corrected.
 
 Example:
     tbx-train eval --checkpoint outputs/run1/checkpoint.pth --data-root /data/TBX11K
@@ -29,7 +30,7 @@ def command(
     device: Annotated[str, typer.Option(help="auto (the GPU if any), cpu or cuda.")] = "auto",
     ema: Annotated[bool, typer.Option("--ema/--no-ema", help="Use the EMA weights.")] = False,
 ) -> None:
-    """Evaluate a checkpoint: `Test:` lines, the pycocotools AP table, FROC sensitivities."""
+    """Evaluate a checkpoint: `Test:` lines, the AP table, FROC, then the TB-only protocol."""
     from tbx_train.checkpoint import CheckpointError
     from tbx_train.checkpoint_eval import evaluate_checkpoint
     from tbx_train.config import ConfigError, DataConfig
@@ -50,5 +51,18 @@ def command(
     except (ConfigError, DataError, CheckpointError) as error:
         print(f"Error: {error}", file=sys.stderr, flush=True)
         raise typer.Exit(2) from error
+    _print_tb_protocol(data.val_json_path(), result.predictions)
     if result.coco_stats:
         print(f"AP {result.coco_stats[0]:.3f}  AP50 {result.coco_stats[1]:.3f}", flush=True)
+
+
+def _print_tb_protocol(val_json: str, predictions: dict) -> None:
+    """The user's DINO_TBX11K numbers (class-agnostic TB-only AP, FROC as their script and
+    corrected) after the standard table, from the same predictions."""
+    from tbx_train.evaluation import detections_from_results, load_coco_gt
+    from tbx_train.evaluation_tb import evaluate_tb_protocol
+
+    image_ids = sorted(predictions)
+    detections = detections_from_results(image_ids, [predictions[i] for i in image_ids])
+    report = evaluate_tb_protocol(load_coco_gt(val_json), detections)
+    print("\n".join(report.render()), flush=True)

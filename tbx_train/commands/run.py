@@ -76,5 +76,6 @@ def execute(options: dict[str, object]) -> int:
         print(f"Error: {error}", file=sys.stderr, flush=True)
         return 2
     finally:
-        stop.restore()
+        if not stop.late:  # after the final save, late signals stay ignored until the exit
+            stop.restore()
         cleanup_distributed()

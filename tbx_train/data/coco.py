@@ -70,10 +70,11 @@ class CocoDetection(Dataset):
 
     target: `labels` int64 [n] (raw category ids), `boxes` float32 [n, 4] normalised cxcywh
     relative to the transformed unpadded size, `image_id` int64 [], `orig_size` and `size`
-    int64 [2] (h, w). n may be 0. Augmentation is a pure function of (seed, epoch, index): call
-    `set_epoch` at the start of each epoch, before iterating the DataLoader. Workers copy the
-    dataset when an epoch's iteration starts, so keep `persistent_workers=False` (the default):
-    persistent workers would keep the epoch they started with.
+    int64 [2] (h, w), `cropped_out` int64 [] (boxes the train crop removed). n may be 0.
+    Augmentation is a pure function of (seed, epoch, index): call `set_epoch` at the start of
+    each epoch, before iterating the DataLoader. Workers copy the dataset when an epoch's
+    iteration starts, so keep `persistent_workers=False` (the default): persistent workers
+    would keep the epoch they started with.
     """
 
     def __init__(
@@ -121,13 +122,16 @@ class CocoDetection(Dataset):
         image = self._load(record)
         generator = sample_generator(self.seed, self.epoch, index)
         boxes_xyxy_abs = torch.from_numpy(record.boxes_xyxy_abs.copy())
-        image, boxes, hw = self.transform(image, boxes_xyxy_abs, generator)
+        out = self.transform(image, boxes_xyxy_abs, generator)
+        image, hw = out.image, out.size
         target = {
-            "labels": torch.from_numpy(record.labels.copy()),
-            "boxes": boxes,
+            "labels": torch.from_numpy(record.labels.copy())[out.keep],
+            "boxes": out.boxes,
             "image_id": torch.tensor(record.image_id, dtype=torch.int64),
             "orig_size": torch.tensor([record.height, record.width], dtype=torch.int64),
             "size": torch.tensor(hw, dtype=torch.int64),
+            # boxes the train crop removed from this sample (outside its window); 0 otherwise
+            "cropped_out": torch.tensor(out.cropped_out, dtype=torch.int64),
         }
         return image, target
 

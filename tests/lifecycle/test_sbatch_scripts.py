@@ -151,3 +151,43 @@ def test_usr1_saves_mid_epoch_and_the_chain_resumes(slurm_cluster, tmp_path, scr
     assert re.search(rf"Resuming from checkpoint: {checkpoint} \(epoch 0, iteration \d+\)", log2)
     assert "Training completed successfully: 1 epoch(s) trained in this job" in log2
     _assert_hook_last(log2)
+
+
+def _signal_until_final(slurm_cluster, job: int, timeout: float) -> dict[str, str]:
+    """SLURM's warning to the batch shell, again and again, until the job has ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = slurm_cluster.job_info(job)
+        if info.get("JobState") not in ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING"):
+            return info
+        slurm_cluster.client("scancel", "--batch", "--signal=USR1", str(job), check=False)
+        time.sleep(0.02)
+    raise AssertionError(f"job {job} still running after {timeout} s")
+
+
+def test_usr1_after_training_ended_does_not_fail_the_job(slurm_cluster, tmp_path):
+    """The warning comes 120 s before the limit even when training has just finished: it lands
+    while tbx-train shuts down, while the verdict is written or while the exit trap runs the
+    hook. None of these may turn a job that trained every epoch into FAILED (exit 138)."""
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "tbx_train", "synth", str(data), "--images", "6", "--size", "64"],
+        cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    out = tmp_path / "job.out"
+    env = _job_env(
+        tmp_path, TBX_PRESET="tiny", TBX_EPOCHS="1",
+        TBX_EXTRA_ARGS="--batch-size 1 --grad-accum 1 --num-workers 0",
+    )  # fmt: skip
+    job = slurm_cluster.submit(
+        ROOT / "scripts" / "train_tbx11k_1gpu.sbatch",
+        ["-o", str(out), "-e", str(tmp_path / "job.err"), "-c", "4", "--gres=none"],
+        env=env,
+        cwd=tmp_path,
+    )
+    _wait_for_line(out, "Training time", timeout=600)
+    info = _signal_until_final(slurm_cluster, job, timeout=300)
+    log = out.read_text()
+    assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), log
+    assert "Training completed successfully: 1 epoch(s) trained in this job" in log
+    _assert_hook_last(log)
