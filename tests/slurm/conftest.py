@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from .cluster import LocalCluster
+from .multinode import TwoNodeCluster
+from .netns import NetnsUnavailable
 from .packages import SlurmUnavailable, ensure_programs
 
 
@@ -34,6 +36,25 @@ def slurm_cluster() -> Iterator[LocalCluster]:
     cluster = LocalCluster(root, programs)
     try:
         cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_two_nodes() -> Iterator[TwoNodeCluster]:
+    """A running two-node cluster (nodes tbxn1, tbxn2 in network namespaces on this machine)."""
+    try:
+        programs = ensure_programs()
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no local SLURM cluster: {exc}")
+    root = Path(tempfile.mkdtemp(prefix="tbx-slurm2-"))
+    cluster = TwoNodeCluster(root, programs)
+    try:
+        try:
+            cluster.start()
+        except NetnsUnavailable as exc:
+            pytest.skip(f"no two-node cluster: {exc}")
         yield cluster
     finally:
         cluster.stop()
