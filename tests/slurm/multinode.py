@@ -24,7 +24,7 @@ from .processes import kill_tree
 
 NODE_NAMES = ("tbxn1", "tbxn2")
 # A dead node is noticed within this many seconds (SLURM pings every third of it).
-SLURMD_TIMEOUT_S = 10
+SLURMD_TIMEOUT_S = 6
 
 
 class TwoNodeCluster(LocalCluster):
