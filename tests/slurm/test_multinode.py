@@ -103,10 +103,11 @@ def test_two_nodes_equal_one_node_bit_for_bit(slurm_two_nodes, scenarios):
 @pytest.mark.xfail(
     strict=True,
     reason="1 process x grad-accum 2 is not bit-for-bit equal to 2 processes x 1, on one node "
-    "(torchrun) as on two: epoch 0 ends identical (model and optimizer state), but the first "
-    "step of epoch 1 already differs by up to 3e-8 in 104 of 245 tensors (rounding, not a "
-    "different batch); flooring count_boxes as max(total, 1) / W does not remove it. Cause in "
-    "tbx_train's step (engine), not in the multi-node path",
+    "(torchrun) as on two: epoch 0 ends identical (model and optimizer state), the first step "
+    "of epoch 1 differs by up to 3e-8 in 104 of 245 tensors. With only the training images "
+    "that have boxes both runs stay identical for 2 epochs, so box-less images trigger it; "
+    "flooring count_boxes as max(total, 1) / W does not remove it. tbx_train's step, not the "
+    "multi-node path",
 )
 def test_two_nodes_equal_one_process_with_grad_accum_bit_for_bit(slurm_two_nodes, scenarios):
     runs = (scenarios.two_nodes, scenarios.one_process)
