@@ -22,6 +22,9 @@ from .packages import SlurmUnavailable, ensure_programs
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here too so this directory works when copied without the project's pyproject.
     config.addinivalue_line("markers", "slurm: needs the local SLURM cluster of tests/slurm")
+    config.addinivalue_line(
+        "markers", "multinode: needs the two-node cluster (root, network namespaces); ~4 min"
+    )
 
 
 @pytest.fixture(scope="session")

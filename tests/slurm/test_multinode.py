@@ -18,7 +18,7 @@ from .multinode_scenarios import MultiNodeScenarios, NodeFailure, Timed, fail_a_
 from .project import run_tool
 from .scenarios import follow_chain
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.multinode]
 WAIT = 420  # seconds; generous: the machine running the suite may be shared
 STOPPED = re.compile(r"Interrupted by SIGUSR1: saved checkpoint \S+ \(epoch \d+, iteration")
 RESUMED = re.compile(r"Resuming from checkpoint: \S+ \(epoch \d+(, iteration \d+)?\)")
