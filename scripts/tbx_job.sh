@@ -22,8 +22,8 @@ tbx_defaults() {
 }
 
 # Submit SCRIPT with sbatch options built from TBX_LOG_DIR (logs), TBX_PARTITION, TBX_TIME,
-# TBX_NODES, TBX_GPUS (per node), TBX_CPUS (per task) and TBX_CPU_ONLY; extra arguments go to
-# sbatch first.
+# TBX_NODES, TBX_TASKS_PER_NODE, TBX_GPUS (per node), TBX_CPUS (per task) and TBX_CPU_ONLY; extra
+# arguments go to sbatch first.
 # Prints the job id.
 tbx_submit() {
   local script=$1; shift
@@ -33,6 +33,7 @@ tbx_submit() {
   [[ -n ${TBX_PARTITION:-} ]] && opts+=(--partition "$TBX_PARTITION")
   [[ -n ${TBX_TIME:-} ]] && opts+=(--time "$TBX_TIME")
   [[ -n ${TBX_NODES:-} ]] && opts+=(--nodes "$TBX_NODES")
+  [[ -n ${TBX_TASKS_PER_NODE:-} ]] && opts+=(--ntasks-per-node "$TBX_TASKS_PER_NODE")
   [[ -n ${TBX_CPUS:-} ]] && opts+=(--cpus-per-task "$TBX_CPUS")
   if [[ $TBX_CPU_ONLY == 1 ]]; then
     opts+=(--gres=none)

@@ -102,7 +102,7 @@ class LocalCluster:
 
     def client(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a SLURM client program (`sbatch`, `scontrol`, ...) against this cluster."""
-        command = [str(self.programs.get(args[0], args[0])), *args[1:]]
+        command = self.client_command(str(self.programs.get(args[0], args[0])), *args[1:])
         done = subprocess.run(
             command, env={**os.environ, **self.env}, capture_output=True, text=True, timeout=60
         )
@@ -110,13 +110,22 @@ class LocalCluster:
             raise ClusterError(f"{' '.join(args)} -> exit {done.returncode}: {done.stderr.strip()}")
         return done
 
+    def client_command(self, *command: str) -> list[str]:
+        """Where a client runs: here, as is (a multi-node cluster runs it inside a node)."""
+        return list(command)
+
+    def daemon_command(self, name: str, *args: str) -> list[str]:
+        """How daemon `name` (a key of `daemons`: "slurmd" or, with several nodes, "slurmd@N")
+        is started; the process started must be the daemon itself (its PID is the one stopped)."""
+        return [str(self.programs[name.split("@")[0]]), *args]
+
     def _spawn(self, name: str, *args: str) -> None:
         """Start a daemon in the foreground as our child, in its own session, with no inherited
         fds (a leaked lock fd once kept a later run waiting for minutes)."""
         log = open(self.layout.log_dir / f"{name}.stdout", "wb")  # noqa: SIM115 (child owns it)
         with log:
             self.daemons[name] = subprocess.Popen(
-                [str(self.programs[name]), *args],
+                self.daemon_command(name, *args),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -134,7 +143,7 @@ class LocalCluster:
     def log_tail(self, name: str, lines: int = 20) -> str:
         """The last lines of a daemon's log files, for error messages."""
         text = []
-        for path in sorted(self.layout.log_dir.glob(f"{name}*")):
+        for path in sorted(self.layout.log_dir.glob(f"{name.split('@')[0]}*")):
             text += path.read_text(errors="replace").splitlines()[-lines:]
         return "\n".join(text)
 
@@ -154,19 +163,41 @@ class LocalCluster:
         conf = str(layout.slurm_conf)
         self._spawn("slurmctld", "-D", "-i", "-f", conf)
         poll(lambda: self._ping() or None, timeout, "slurmctld to answer `scontrol ping`")
-        self._spawn("slurmd", "-D", "-f", conf, "-N", layout.node)
-        poll(lambda: self._node_idle() or None, timeout, f"node {layout.node} to become idle")
+        for name in self.node_names:
+            self.start_node(name)
+        poll(lambda: self._nodes_idle() or None, timeout, f"nodes {self.node_list} to be idle")
         self.startup_seconds = time.monotonic() - began
         return self
+
+    @property
+    def node_names(self) -> list[str]:
+        return [name for name, _ in self.layout.nodes]
+
+    @property
+    def node_list(self) -> str:
+        return ",".join(self.node_names)
+
+    def slurmd_key(self, node: str) -> str:
+        """The `daemons` key of `node`'s slurmd."""
+        return "slurmd" if len(self.layout.nodes) == 1 else f"slurmd@{node}"
+
+    def start_node(self, node: str) -> None:
+        """Start `node`'s slurmd (it registers with slurmctld on its own)."""
+        self._spawn(self.slurmd_key(node), "-D", "-f", str(self.layout.slurm_conf), "-N", node)
 
     def _ping(self) -> bool:
         self._check_alive()
         return "UP" in self.client("scontrol", "ping", check=False).stdout
 
-    def _node_idle(self) -> bool:
+    def node_states(self) -> dict[str, str]:
+        """`sinfo`'s state of each node (idle, alloc, down*, ...)."""
+        done = self.client("sinfo", "-h", "-N", "-n", self.node_list, "-o", "%N %T", check=False)
+        return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+
+    def _nodes_idle(self) -> bool:
         self._check_alive()
-        state = self.client("sinfo", "-h", "-N", "-n", self.layout.node, "-o", "%T", check=False)
-        return state.stdout.strip() == "idle"
+        states = self.node_states()
+        return all(states.get(name) == "idle" for name in self.node_names)
 
     def submit(
         self,
@@ -176,7 +207,9 @@ class LocalCluster:
         cwd: Path | None = None,
     ) -> int:
         """`sbatch [args] script` with `env` added to ours (jobs inherit it); returns the job id."""
-        command = [str(self.programs["sbatch"]), "--parsable", *args, str(script)]
+        command = self.client_command(
+            str(self.programs["sbatch"]), "--parsable", *args, str(script)
+        )
         done = subprocess.run(
             command,
             env={**os.environ, **(env or {}), **self.env},
@@ -225,7 +258,7 @@ class LocalCluster:
                 with contextlib.suppress(ClusterError):
                     poll(lambda: not self._active_jobs() or None, 5, "jobs to end")
         self._kill_leftovers()  # job trees first: slurmd waits for its slurmstepds otherwise
-        for name in ("slurmd", "slurmctld", "munged"):
+        for name in [self.slurmd_key(node) for node in self.node_names] + ["slurmctld", "munged"]:
             self._stop_daemon(name)
         self._kill_leftovers()
         shutil.rmtree(self.layout.root, ignore_errors=True)

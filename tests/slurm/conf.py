@@ -25,6 +25,14 @@ class ClusterLayout:
     def_mem_per_cpu_mb: int = 1000  # per-job limit (OverMemoryKill): 8 GB for an 8-CPU job
     gpus: int = 8  # fake: gres files are symlinks to /dev/null
     kill_wait_s: int = 15  # time a TERM-trapping job has for its hook before SIGKILL
+    # (name, address) of each node; empty: the one node `node` on 127.0.0.1. The controller
+    # runs beside the first node.
+    node_addresses: tuple[tuple[str, str], ...] = ()
+    slurmd_timeout_s: int = 300  # SLURM's default; a node silent this long is DOWN
+
+    @property
+    def nodes(self) -> tuple[tuple[str, str], ...]:
+        return self.node_addresses or ((self.node, "127.0.0.1"),)
 
     @property
     def etc(self) -> Path:
@@ -55,11 +63,13 @@ class ClusterLayout:
 
 
 def render_slurm_conf(layout: ClusterLayout) -> str:
-    """slurm.conf for one node on 127.0.0.1 running as root without cgroups."""
+    """slurm.conf for the layout's nodes (one on 127.0.0.1 by default), as root, no cgroups."""
     r = layout.root
+    head, head_address = layout.nodes[0]
+    names = ",".join(name for name, _ in layout.nodes)
     lines = [
         "ClusterName=local",
-        f"SlurmctldHost={layout.node}(127.0.0.1)",  # address pinned: no DNS needed
+        f"SlurmctldHost={head}({head_address})",  # address pinned: no DNS needed
         f"SlurmctldPort={layout.port_base}",
         f"SlurmdPort={layout.port_base + 1}",
         "SlurmUser=root",
@@ -68,11 +78,12 @@ def render_slurm_conf(layout: ClusterLayout) -> str:
         "CredType=cred/munge",
         f"AuthInfo=socket={layout.munge_socket}",
         f"StateSaveLocation={r}/state",
-        f"SlurmdSpoolDir={r}/spool",
+        f"SlurmdSpoolDir={r}/spool/%n",  # %n: the node name, one folder per slurmd
         f"SlurmctldPidFile={r}/run/slurmctld.pid",
-        f"SlurmdPidFile={r}/run/slurmd.pid",
+        f"SlurmdPidFile={r}/run/slurmd-%n.pid",
         f"SlurmctldLogFile={layout.log_dir}/slurmctld.log",
-        f"SlurmdLogFile={layout.log_dir}/slurmd.log",
+        f"SlurmdLogFile={layout.log_dir}/slurmd-%n.log",
+        f"SlurmdTimeout={layout.slurmd_timeout_s}",
         "ProctrackType=proctrack/linuxproc",  # no cgroups
         "TaskPlugin=task/none",
         "SelectType=select/cons_tres",
@@ -92,10 +103,13 @@ def render_slurm_conf(layout: ClusterLayout) -> str:
         "JobAcctGatherFrequency=task=1",
         "JobAcctGatherParams=OverMemoryKill",  # --mem enforced without cgroups
         "GresTypes=gpu",
-        f"NodeName={layout.node} NodeAddr=127.0.0.1 CPUs={layout.cpus} "
-        f"RealMemory={layout.real_memory_mb} Gres=gpu:fake:{layout.gpus} State=UNKNOWN",
-        f"PartitionName=debug Nodes={layout.node} Default=YES MaxTime=INFINITE State=UP",
     ]
+    lines += [
+        f"NodeName={name} NodeAddr={address} CPUs={layout.cpus} "
+        f"RealMemory={layout.real_memory_mb} Gres=gpu:fake:{layout.gpus} State=UNKNOWN"
+        for name, address in layout.nodes
+    ]
+    lines.append(f"PartitionName=debug Nodes={names} Default=YES MaxTime=INFINITE State=UP")
     return "\n".join(lines) + "\n"
 
 
@@ -103,7 +117,9 @@ def render_gres_conf(layout: ClusterLayout) -> str:
     """gres.conf naming one device file per fake GPU (a count without files drains the node)."""
     lines = ["AutoDetect=off"]
     lines += [
-        f"NodeName={layout.node} Name=gpu Type=fake File={path}" for path in layout.gpu_files()
+        f"NodeName={name} Name=gpu Type=fake File={path}"
+        for name, _ in layout.nodes
+        for path in layout.gpu_files()
     ]
     return "\n".join(lines) + "\n"
 
@@ -112,6 +128,8 @@ def write_config(layout: ClusterLayout) -> None:
     """Create the directory tree, the fake GPU device links and both config files."""
     for sub in ("etc", "state", "spool", "run", "log", "dev"):
         (layout.root / sub).mkdir(parents=True, exist_ok=True)
+    for name, _ in layout.nodes:
+        (layout.root / "spool" / name).mkdir(exist_ok=True)
     layout.munge_dir.mkdir(mode=0o755, exist_ok=True)  # non-root job users reach the socket
     for path in layout.gpu_files():
         path.symlink_to("/dev/null")  # slurmd wants a character device, not a regular file

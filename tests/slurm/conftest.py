@@ -14,12 +14,17 @@ from pathlib import Path
 import pytest
 
 from .cluster import LocalCluster
+from .multinode import TwoNodeCluster
+from .netns import NetnsUnavailable
 from .packages import SlurmUnavailable, ensure_programs
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here too so this directory works when copied without the project's pyproject.
     config.addinivalue_line("markers", "slurm: needs the local SLURM cluster of tests/slurm")
+    config.addinivalue_line(
+        "markers", "multinode: needs the two-node cluster (root, network namespaces); ~4 min"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +39,25 @@ def slurm_cluster() -> Iterator[LocalCluster]:
     cluster = LocalCluster(root, programs)
     try:
         cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def slurm_two_nodes() -> Iterator[TwoNodeCluster]:
+    """A running two-node cluster (nodes tbxn1, tbxn2 in network namespaces on this machine)."""
+    try:
+        programs = ensure_programs()
+    except SlurmUnavailable as exc:
+        pytest.skip(f"no local SLURM cluster: {exc}")
+    root = Path(tempfile.mkdtemp(prefix="tbx-slurm2-"))
+    cluster = TwoNodeCluster(root, programs)
+    try:
+        try:
+            cluster.start()
+        except NetnsUnavailable as exc:
+            pytest.skip(f"no two-node cluster: {exc}")
         yield cluster
     finally:
         cluster.stop()

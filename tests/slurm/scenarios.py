@@ -73,7 +73,7 @@ def corrupt_copy(source: Path, target: Path) -> str:
     return name
 
 
-def _wait_for_line(cluster: LocalCluster, scenario: Scenario, text: str, timeout: float) -> None:
+def wait_for_line(cluster: LocalCluster, scenario: Scenario, text: str, timeout: float) -> None:
     """Wait until the running job's `.out` contains `text`."""
     out, _ = scenario.logs()
 
@@ -90,7 +90,7 @@ def _wait_for_line(cluster: LocalCluster, scenario: Scenario, text: str, timeout
 def _warn_while_starting(cluster: LocalCluster, scenario: Scenario, timeout: float) -> None:
     """Send SLURM's time-limit warning (USR1 to the batch shell, as `--signal=B:USR1` does)
     while `tbx-train run` is starting: the plan has printed, the run is importing its modules."""
-    _wait_for_line(cluster, scenario, "Run plan:", timeout)
+    wait_for_line(cluster, scenario, "Run plan:", timeout)
     time.sleep(STARTING_DELAY)
     cluster.client("scancel", "--batch", "--signal=USR1", str(scenario.job_id))
 
@@ -127,7 +127,7 @@ def submit_all(cluster: LocalCluster, base: Path) -> Scenarios:
     )
     _warn_while_starting(cluster, scenarios.early_warning, timeout=240)
     # scancel once training runs: the doctor must see a job cut mid-run.
-    _wait_for_line(cluster, scenarios.cancelled, "Epoch: [0]", timeout=240)
+    wait_for_line(cluster, scenarios.cancelled, "Epoch: [0]", timeout=240)
     cluster.cancel(scenarios.cancelled.job_id)
     return scenarios
 

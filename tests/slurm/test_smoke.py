@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from .cluster import LocalCluster, parse_job_line
+from .netns import TwoNodeNet
 
 pytestmark = pytest.mark.slurm
 
@@ -53,3 +54,10 @@ def test_jobs_end_with_slurms_states(slurm_cluster: LocalCluster, tmp_path: Path
     info = slurm_cluster.wait_final(gpu, timeout=60)
     assert info["JobState"] == "COMPLETED"
     assert re.fullmatch(r"CVD=[0-7]", Path(info["StdOut"]).read_text().strip())
+
+
+def test_two_node_net_takes_addresses_only_from_the_test_range(tmp_path: Path) -> None:
+    net = TwoNodeNet("t", ("a", "b"), tmp_path)
+    assert [n.address for n in net.nodes] == ["198.18.0.1", "198.18.0.2"]
+    with pytest.raises(ValueError, match=r"outside 198\.18\.0\.0/15"):
+        TwoNodeNet("t", ("a", "b"), tmp_path, subnet="10.1.2.0/24")
