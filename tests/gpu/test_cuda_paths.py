@@ -120,6 +120,23 @@ def _tbx_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_run_with_ema_evaluates_both_in_fp32(tmp_path, amp):
+    """--amp trains under autocast (fp16 with a scaler); evaluation, raw and EMA, stays fp32
+    and lands in log.txt; the best-EMA checkpoint is written."""
+    data, out = tmp_path / "synth", tmp_path / "run"
+    assert _tbx_train("synth", str(data), cwd=tmp_path).returncode == 0
+    run = _tbx_train(
+        "run", "--preset", "tiny", "--data-root", str(data), "--output-dir", str(out),
+        "--device", "cuda", "--epochs", "1", "--amp", amp, "--ema", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    record = json.loads((out / "log.txt").read_text().splitlines()[-1])
+    assert record["train_loss"] == record["train_loss"]  # finite, not NaN
+    assert any(key.startswith("ema_test") for key in record), sorted(record)
+    assert (out / "checkpoint_best_ema.pth").exists()
+
+
 def test_tiny_training_run_on_cuda(tmp_path):
     """A real run on the GPU: 1 epoch of the tiny preset on synthetic data, evaluated, saved,
     and judged healthy (or warned, never failed) by the doctor."""
