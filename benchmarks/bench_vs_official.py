@@ -40,7 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # The official code builds no ResNet-18 and only a 256-wide transformer (its query sine
 # embedding is 256 wide): `tiny` is the tiny preset with those two fields changed.
 TINY_AS_OFFICIAL = {"backbone": "resnet50", "hidden_dim": 256}
-CONFIGS = {"tbx11k": ("tbx11k", {}, 512), "tiny": ("tiny", TINY_AS_OFFICIAL, 256)}
+# `tiny-preset` (ours only): the tiny preset itself, ResNet-18 and 128 wide, at its 128 px.
+CONFIGS = {
+    "tbx11k": ("tbx11k", {}, 512),
+    "tiny": ("tiny", TINY_AS_OFFICIAL, 256),
+    "tiny-preset": ("tiny", {}, 128),
+}
 BOXES = [[0.3, 0.4, 0.2, 0.3], [0.7, 0.5, 0.15, 0.25]]  # cx, cy, w, h; labels 1 and 3
 
 
@@ -115,7 +120,7 @@ def _tbx_step(variant: str, config, weights: Path, size: int, batch: int):
 
 
 def _child(args: argparse.Namespace) -> dict:
-    """One variant in this process: warm-up step, then `steps` measured steps."""
+    """One variant in this process: `warmup` steps, then `steps` measured steps."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -131,7 +136,7 @@ def _child(args: argparse.Namespace) -> dict:
     else:
         step = _tbx_step(args.child, config, args.weights, args.size, args.batch)
     rows = []
-    for _ in range(args.steps + 1):
+    for _ in range(args.warmup + args.steps):
         before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         step()
         after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - started
@@ -140,14 +145,15 @@ def _child(args: argparse.Namespace) -> dict:
             [wall, cpu, after.ru_stime - before.ru_stime, after.ru_minflt - before.ru_minflt]
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return {"steps": rows[1:], "peak_rss_gib": peak, "load": os.getloadavg()[0]}
+    return {"steps": rows[args.warmup :], "peak_rss_gib": peak, "load": os.getloadavg()[0]}
 
 
 def _run_child(args: argparse.Namespace, variant: str, weights: Path) -> dict:
     command = [sys.executable, __file__, "--child", variant, "--weights", str(weights)]
     command += ["--config", args.config, "--size", str(args.size), "--batch", str(args.batch)]
-    command += ["--steps", str(args.steps), "--threads", str(args.threads)]
-    command += ["--official", str(args.official)]
+    command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+    command += ["--threads", str(args.threads)]
+    command += ["--official", str(args.official)] if args.official else []
     # Passive OpenMP waiting for every variant: spinning threads on a shared CPU burn the time
     # being measured. Our checkout first on the path, then this folder (official_dino.py).
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
@@ -191,12 +197,21 @@ def _print(summary: dict) -> None:
     )
 
 
-def _parent(args: argparse.Namespace) -> int:
-    problem = None if args.official else "no official checkout given"
-    if args.official:
-        from official_dino import check_checkout
+def _official_problem(args: argparse.Namespace) -> str | None:
+    """Why the official variant cannot run (None: it can, or it is not asked for)."""
+    if "official" not in args.variants:
+        return None
+    if args.official is None:
+        return "no official DINO checkout given"
+    if args.config == "tiny-preset":
+        return "the official code builds no ResNet-18 / 128-wide model (use --config tiny)"
+    from official_dino import check_checkout
 
-        problem = check_checkout(args.official)
+    return check_checkout(args.official)
+
+
+def _parent(args: argparse.Namespace) -> int:
+    problem = _official_problem(args)
     if problem:
         print(f"skipped: {problem}; pass --official DIR or set TBX_OFFICIAL_DINO")
         return 0
@@ -243,6 +258,9 @@ def main() -> int:
     parser.add_argument("--size", type=int, help="square image side in pixels")
     parser.add_argument("--batch", type=int, default=1, help="images per step")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run, after 1 warm-up")
+    parser.add_argument(
+        "--warmup", type=int, default=3, help="untimed steps first (the heap reaches its size)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--variants", nargs="+", default=["official", "tbx", "tbx-before"])
