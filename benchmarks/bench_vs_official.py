@@ -217,8 +217,7 @@ def _parent(args: argparse.Namespace) -> int:
         return 0
     print(
         f"{args.config} at {args.size} px, batch {args.batch}, {args.threads} threads; load "
-        f"average {os.getloadavg()[0]:.1f} at start",
-        flush=True,
+        f"average {os.getloadavg()[0]:.1f} at start"
     )
     runs: dict[str, list[dict]] = {variant: [] for variant in args.variants}
     with tempfile.TemporaryDirectory() as folder:
@@ -228,6 +227,9 @@ def _parent(args: argparse.Namespace) -> int:
             shift = round_ % len(args.variants)  # rotate the order: no variant always first
             for variant in args.variants[shift:] + args.variants[:shift]:
                 runs[variant].append(_run_child(args, variant, weights))
+                cpu = statistics.median(r[1] for r in runs[variant][-1]["steps"])
+                load = os.getloadavg()[0]  # progress lines: a long run shows what it has
+                print(f"  round {round_ + 1} {variant}: CPU/step {cpu:.3f} s, load {load:.1f}")
     reference = _summary("official", runs["official"], None) if "official" in runs else None
     summaries = [_summary(v, runs[v], None if v == "official" else reference) for v in runs]
     for summary in summaries:
@@ -247,6 +249,7 @@ def _parent(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines as they come, also in a pipe
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--official",

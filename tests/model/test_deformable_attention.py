@@ -9,6 +9,7 @@ import torch
 
 from tbx_train.model.deformable_attention import (
     MSDeformAttn,
+    multi_scale_deformable_attention,
     sample_by_embedding_bag,
     sample_by_grid_sample,
 )
@@ -146,3 +147,24 @@ def test_cores_agree_on_gradients_at_a_realistic_size():
         grads.append([t.grad for t in inputs])
     for by_grid_sample, by_embedding_bag in zip(*grads, strict=True):
         torch.testing.assert_close(by_embedding_bag, by_grid_sample, atol=1e-4, rtol=1e-4)
+
+
+def _graph_names(tensor: torch.Tensor) -> set[str]:
+    names, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize(("head_dim", "core"), [(16, "GridSampler"), (32, "_WeightedRowSum")])
+def test_cpu_core_is_chosen_by_head_width(head_dim, core):
+    """Measured: grid_sample is faster at 16 channels per head, embedding_bag from 32."""
+    shapes = [(4, 4), (2, 2)]
+    value = torch.randn(1, 20, 2, head_dim, requires_grad=True)
+    locations = torch.rand(1, 3, 2, 2, 2, 2)
+    weights = torch.rand(1, 3, 2, 2, 2)
+    out = multi_scale_deformable_attention(value, shapes, locations, weights)
+    assert any(name.startswith(core) for name in _graph_names(out))
