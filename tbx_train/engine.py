@@ -173,6 +173,9 @@ def optimizer_step(
     Raises NonFiniteLossError before any weight changes if a loss is not finite.
     """
     num_boxes = count_boxes(micro_batches, ctx.device, ctx.world_size)
+    # Not zeroed in place: that keeps the gradients alive through the forward (+72 MiB peak RSS
+    # with ResNet-50 at 256 px), and is no faster once tbx_train/allocator.py makes re-allocating
+    # them fault-free.
     ctx.optimizer.zero_grad(set_to_none=True)
     last = len(micro_batches) - 1
     per_micro = [

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tbx_train.allocator import adamw_options
 from tbx_train.config import TrainConfig
 
 BACKBONE_KEY = "backbone.0"  # official lr_backbone_names
@@ -48,7 +49,10 @@ def build_param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over `build_param_groups` with the configured weight decay."""
     return torch.optim.AdamW(
-        build_param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay
+        build_param_groups(model, config),
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        **adamw_options(model.parameters()),  # fused where supported: see tbx_train/allocator.py
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from tbx_train.allocator import configure_allocator
 from tbx_train.checkpoint import (
     best_ema_path,
     best_path,
@@ -366,5 +367,6 @@ def run_training(
 ) -> RunOutcome:
     """The whole run; raises ConfigError, DataError, CheckpointError, PlanRefused or
     NonFiniteLossError (the CLI maps them to exit codes)."""
+    configure_allocator()  # before the model's first allocations; see tbx_train/allocator.py
     torch.manual_seed(config.train.seed)
     return train_run(start_session(config, write, stop))

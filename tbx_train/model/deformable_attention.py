@@ -7,13 +7,14 @@ corners outside the map read zero. That is `grid_sample(mode="bilinear", padding
 align_corners=False)` on the grid 2 * location - 1 (the official pure-PyTorch path).
 
 Two equivalent cores compute it:
-- `sample_by_embedding_bag` (CPU default): turns the 4 bilinear corners of every point into rows
-  of the projected value tensor, read in its natural [N, S, heads, head_dim] layout, and lets one
-  `embedding_bag` sum them with the attention x bilinear weights; its backward is custom (see
-  `_WeightedRowSum`). No per-level transposed copy of the values and no [N*heads, head_dim,
-  queries, points] intermediate as in the grid_sample path; 2.5-3x faster forward + backward on
-  CPU than the grid_sample core.
-- `sample_by_grid_sample` (CUDA default): one grid_sample per level over all heads at once.
+- `sample_by_embedding_bag` (CPU default from 32 channels per head): turns the 4 bilinear
+  corners of every point into rows of the projected value tensor, read in its natural
+  [N, S, heads, head_dim] layout, and lets one `embedding_bag` sum them with the attention x
+  bilinear weights; its backward is custom (see `_WeightedRowSum`). No per-level transposed copy
+  of the values and no [N*heads, head_dim, queries, points] intermediate as in the grid_sample
+  path; 1.4-2x faster forward + backward on CPU than the grid_sample core at 32 channels per head.
+- `sample_by_grid_sample` (CUDA, and CPU below 32 channels per head): one grid_sample per level
+  over all heads at once.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ def _sampled_dots(grad_out: Tensor, table: Tensor, rows: Tensor) -> Tensor:
     """dots[b, k] = <grad_out[b], table[rows[b, k]]> -> [B, K], as a sampled dense-dense matmul
     (4x faster on CPU than gathering [B, D] rows per column and reducing them)."""
     bags, per_bag = rows.shape
+    if grad_out.dtype in (torch.float16, torch.bfloat16):
+        # sampled_addmm has no half-precision kernels (CUDA says "not implemented for
+        # 'BFloat16'" under autocast): take the dots in float32, return them in the input's.
+        return _sampled_dots(grad_out.float(), table.float(), rows).to(grad_out.dtype)
     crow = torch.arange(0, bags * per_bag + 1, per_bag, dtype=rows.dtype, device=rows.device)
     zeros = grad_out.new_zeros(bags * per_bag)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": it is used as documented
@@ -154,11 +159,20 @@ def sample_by_embedding_bag(
     return output.view(n, lq, m * d)
 
 
+# On CPU the embedding_bag core's cost is mostly per sample (indices, the backward's sort), the
+# grid_sample core's grows with the channels per head. Measured forward + backward, 2 threads,
+# 4 levels x 4 points x 8 heads (benchmarks/bench_vs_official.py, and per core): 32 channels per
+# head (the 256-wide presets) embedding_bag 0.5-0.7x grid_sample's time at 128-512 px; 16 (the
+# 128-wide tiny preset) grid_sample 0.73-1.0x embedding_bag's, and the whole tiny step 4-10% faster.
+EMBEDDING_BAG_MIN_HEAD_DIM = 32
+
+
 def multi_scale_deformable_attention(
     value: Tensor, spatial_shapes: SpatialShapes, locations: Tensor, weights: Tensor
 ) -> Tensor:
-    """Dispatch to the faster core for the device; both compute the same function."""
-    if value.is_cuda:
+    """Dispatch to the faster core for the device and head width; both compute the same
+    function. value [N, S, heads, head_dim]."""
+    if value.is_cuda or value.shape[-1] < EMBEDDING_BAG_MIN_HEAD_DIM:
         return sample_by_grid_sample(value, spatial_shapes, locations, weights)
     return sample_by_embedding_bag(value, spatial_shapes, locations, weights)
 

@@ -9,6 +9,7 @@ import torch
 
 from tbx_train.model.deformable_attention import (
     MSDeformAttn,
+    multi_scale_deformable_attention,
     sample_by_embedding_bag,
     sample_by_grid_sample,
 )
@@ -146,3 +147,42 @@ def test_cores_agree_on_gradients_at_a_realistic_size():
         grads.append([t.grad for t in inputs])
     for by_grid_sample, by_embedding_bag in zip(*grads, strict=True):
         torch.testing.assert_close(by_embedding_bag, by_grid_sample, atol=1e-4, rtol=1e-4)
+
+
+def _graph_names(tensor: torch.Tensor) -> set[str]:
+    names, stack = set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is not None and type(node).__name__ not in names:
+            names.add(type(node).__name__)
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize(("head_dim", "core"), [(16, "GridSampler"), (32, "_WeightedRowSum")])
+def test_cpu_core_is_chosen_by_head_width(head_dim, core):
+    """Measured: grid_sample is faster at 16 channels per head, embedding_bag from 32."""
+    shapes = [(4, 4), (2, 2)]
+    value = torch.randn(1, 20, 2, head_dim, requires_grad=True)
+    locations = torch.rand(1, 3, 2, 2, 2, 2)
+    weights = torch.rand(1, 3, 2, 2, 2)
+    out = multi_scale_deformable_attention(value, shapes, locations, weights)
+    assert any(name.startswith(core) for name in _graph_names(out))
+
+
+@pytest.mark.parametrize("core", CORES, ids=lambda f: f.__name__)
+def test_core_backward_in_bfloat16(core):
+    """Under autocast the values arrive in bfloat16; the backward must run and stay close to
+    the float32 one (sampled_addmm, used by embedding_bag's backward, has no bf16 kernel)."""
+    value, shapes, locations, weights = random_case(0, dtype=torch.float32)
+    grads = []
+    for dtype in (torch.float32, torch.bfloat16):
+        inputs = [t.detach().to(dtype).requires_grad_() for t in (value, locations, weights)]
+        core(inputs[0], shapes, inputs[1], inputs[2]).float().square().sum().backward()
+        grads.append([t.grad.float() for t in inputs])
+    (value_32, locations_32, weights_32), (value_16, locations_16, weights_16) = grads
+    torch.testing.assert_close(value_16, value_32, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(weights_16, weights_32, atol=0.1, rtol=0.05)
+    # A bf16 location can land on the other side of a pixel centre (the bilinear gradient
+    # jumps there): only finiteness and shape are comparable.
+    assert locations_16.isfinite().all() and locations_16.shape == locations_32.shape
