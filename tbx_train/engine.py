@@ -86,10 +86,16 @@ def to_device(batch: MicroBatch, device: torch.device) -> MicroBatch:
 def count_boxes(
     micro_batches: Sequence[MicroBatch], device: torch.device, world_size: int
 ) -> float:
-    """The step's loss normaliser: boxes over all micro-batches and ranks, / world size, >= 1."""
+    """The step's loss normaliser: max(boxes over all micro-batches and ranks, 1) / world size.
+
+    The floor applies to the step's total, before the division: flooring per rank (the official
+    max(total / W, 1)) scales a step with fewer than W boxes, e.g. none, by another factor on W
+    ranks than in 1 process x W micro-batches, and clipping and AdamW's eps then turn that factor
+    into different updates.
+    """
     local = sum(len(t["labels"]) for _, _, targets in micro_batches for t in targets)
     total = all_reduce_sum(torch.tensor([float(local)], device=device))
-    return max(total.item() / world_size, 1.0)
+    return max(total.item(), 1.0) / world_size
 
 
 def weighted_terms(

@@ -298,14 +298,19 @@ class SetCriterion(nn.Module):
         cxcywh; n_b may be 0. num_boxes: the loss normaliser; None counts the boxes of `targets`.
         The engine passes the box count of the whole optimizer step (all micro-batches and ranks)
         divided by the world size (DDP averages gradients; see the module docstring).
-        Either way it is clamped to >= 1, so a step without boxes gives finite losses.
+        A counted normaliser is clamped to >= 1, so a batch without boxes gives finite losses; a
+        given one is used as it is (it must be > 0): the engine's is floored before the division
+        by the world size, and clamping it again would undo that (0.5 on 2 ranks for a step
+        without boxes).
         Returns 0-dim tensors: the weighted loss keys (module docstring) plus class_error and
         class_error_images.
         """
         self._check_inputs(outputs, targets)
         if num_boxes is None:
-            num_boxes = float(sum(t["labels"].numel() for t in targets))
-        num_boxes = max(float(num_boxes), 1.0)
+            num_boxes = max(float(sum(t["labels"].numel() for t in targets)), 1.0)
+        elif not num_boxes > 0:
+            raise ValueError(f"num_boxes must be > 0 (the loss normaliser), got {num_boxes}")
+        num_boxes = float(num_boxes)
 
         indices = self.matcher(outputs, targets)
         losses = self.layer_losses(outputs, targets, indices, num_boxes, "")

@@ -16,10 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tbx_train.config import model_preset
+from tbx_train.config import TrainConfig, model_preset
 from tbx_train.distributed import cleanup_distributed, init_distributed
-from tbx_train.engine import TrainContext, optimizer_step, to_device
+from tbx_train.engine import EpochPlan, TrainContext, optimizer_step, to_device, train_one_epoch
+from tbx_train.logs import MetricLogger
 from tbx_train.model import build_dino
+from tbx_train.optim import build_optimizer
 from tbx_train.sampler import StepBatchSampler
 from tbx_train.signals import StopRequest
 
@@ -153,4 +155,45 @@ def rank_main(rank: int, world_size: int, port: int, steps: int, out: str, kind:
         agreed = stop.stop_signal()
     if info.is_main:
         torch.save({"model": model.state_dict(), "stop_signal": agreed}, Path(out))
+    cleanup_distributed()
+
+
+def recipe_run(epochs: int, seed: int, images: int, world_size: int = 1, rank: int = 0):
+    """The real recipe's step on tiny DINO: AdamW with DINO's groups and weight decay, clipping at
+    0.1, DDP with find_unused_parameters when distributed, `epochs` epochs of `images` images
+    (one per micro-batch; accumulation 2 in 1 process) through the engine's train_one_epoch.
+
+    Returns the bare model and the optimizer.
+    """
+    torch.manual_seed(0)
+    model, criterion, _ = build_dino(model_preset("tiny", num_queries=50))
+    optimizer = build_optimizer(model, TrainConfig())
+    wrapped = model
+    if world_size > 1:
+        wrapped = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+    grad_accum = 2 // world_size
+    clip = TrainConfig().clip_max_norm
+    ctx = TrainContext(
+        wrapped, criterion, optimizer, torch.device("cpu"), clip_max_norm=clip,
+        world_size=world_size, rank=rank, seed=seed,
+    )  # fmt: skip
+    sampler = StepBatchSampler(images, 1, grad_accum, world_size, rank, seed=seed)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        plan = EpochPlan(epoch=epoch, iterations=len(sampler), grad_accum=grad_accum)
+        train_one_epoch(ctx, micro_batches(sampler), plan, MetricLogger(write=lambda _line: None))
+    return model, optimizer
+
+
+def recipe_rank_main(rank: int, world_size: int, port: int, args: tuple, out: str) -> None:
+    """Body of one spawned rank of `recipe_run`; rank 0 saves model and optimizer state."""
+    torch.set_num_threads(1)
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    info = init_distributed(device="cpu")
+    model, optimizer = recipe_run(*args, world_size=world_size, rank=rank)
+    if info.is_main:
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, Path(out))
     cleanup_distributed()

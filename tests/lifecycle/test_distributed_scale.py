@@ -101,6 +101,49 @@ def test_two_gloo_ranks_match_one_process_with_accumulation(tmp_path):
     assert _max_rel_diff(distributed, single) <= 1e-4
 
 
+def _state_tensors(model: dict, optimizer: dict) -> dict[str, torch.Tensor]:
+    tensors = {f"model/{k}": v for k, v in model.items()}
+    for index, state in optimizer["state"].items():
+        tensors.update({f"optimizer/{index}/{k}": v for k, v in state.items()})
+    return tensors
+
+
+def test_recipe_over_two_epochs_with_boxless_steps_is_bit_for_bit(tmp_path):
+    """AdamW, clipping, DDP with unused parameters, 2 epochs, images without boxes: 2 gloo ranks
+    x 1 and 1 process x accum 2 end with bit-for-bit equal model and optimizer state.
+
+    The order (seed 4) has a step whose two images both lack boxes: its normaliser used to be
+    floored per rank (max(0 / 2, 1) = 1, so the 2 ranks' averaged gradient was half the
+    1-process one) and clipping and AdamW's eps made that a 3e-8 difference.
+    """
+    torch.set_num_threads(1)
+    epochs, seed, images = 2, 4, 4  # images 0 and 3 have no box (scale_worker.sample)
+    sampler = StepBatchSampler(images, 1, grad_accum=2, seed=seed)
+    steps = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        order = sampler.order()
+        steps += [order[i : i + 2] for i in range(0, images, 2)]
+    boxless = [s for s in steps if all(len(scale_worker.sample(i)[1]["labels"]) == 0 for i in s)]
+    assert boxless and len(boxless) < len(steps), steps  # the case under test, and real steps
+
+    model, optimizer = scale_worker.recipe_run(epochs, seed, images)
+    single = _state_tensors(model.state_dict(), optimizer.state_dict())
+    out = tmp_path / "rank0.pt"
+    args = ((epochs, seed, images), str(out))
+    mp.spawn(scale_worker.recipe_rank_main, args=(2, _free_port(), *args), nprocs=2)
+    saved = torch.load(out, weights_only=True)
+    distributed = _state_tensors(saved["model"], saved["optimizer"])
+
+    assert single.keys() == distributed.keys()
+    assert sum(k.startswith("optimizer/") for k in single) > 100  # AdamW moments of every group
+    differ = [k for k in single if not torch.equal(single[k], distributed[k])]
+    worst = max((float((single[k] - distributed[k]).abs().max()) for k in differ), default=0.0)
+    assert not differ, (
+        f"{len(differ)} of {len(single)} tensors differ (max {worst:.1e}): {differ[:3]}"
+    )
+
+
 def test_srun_rendezvous_comes_from_node_list_and_job_id(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")  # no scontrol: the node-list parser answers
     env = {"SLURM_PROCID": "3", "SLURM_NTASKS": "4", "SLURM_LOCALID": "1", "SLURM_STEP_ID": "0",

@@ -305,3 +305,17 @@ def test_cuda_losses_equal_cpu_losses() -> None:
     for key, value in on_cpu.items():
         assert on_cuda[key].device.type == "cuda"
         torch.testing.assert_close(on_cuda[key].cpu(), value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_given_normaliser_below_one_is_used_as_it_is() -> None:
+    # The engine passes max(boxes of the step, 1) / W: 0.5 per rank for a box-less step on 2
+    # ranks. Clamping it again to 1 would halve the 2 ranks' averaged gradient.
+    outputs, targets = _one_query_case()
+    empty = [{"labels": torch.tensor([], dtype=torch.int64), "boxes": torch.zeros(0, 4)}]
+    criterion = _criterion(num_classes=2, dec_layers=1)
+    counted = criterion(outputs, empty)  # counted: 0 boxes, clamped to 1
+    shared = criterion(outputs, empty, num_boxes=0.5)
+    assert counted["loss_ce"].item() > 0  # a box-less image still has a classification loss
+    assert shared["loss_ce"].item() == 2 * counted["loss_ce"].item()
+    with pytest.raises(ValueError, match="num_boxes must be > 0"):
+        criterion(outputs, targets, num_boxes=0.0)

@@ -88,7 +88,7 @@ def test_a_job_spans_both_nodes(slurm_two_nodes: TwoNodeCluster, tmp_path: Path)
 def test_two_nodes_equal_one_node_bit_for_bit(slurm_two_nodes, scenarios):
     runs = (scenarios.two_nodes, scenarios.one_node)
     infos = [_completed(slurm_two_nodes, s) for s in runs]
-    _completed(slurm_two_nodes, scenarios.one_process)  # compared below (xfail); it must run
+    _completed(slurm_two_nodes, scenarios.one_process)  # compared in the next test; it must run
     print(f"\n[wall] 2 nodes x 1 task and 1 node x 2 tasks: {max(s.wall() for s in runs):.1f} s")
     assert [(i["NumNodes"], i["NumTasks"]) for i in infos] == [("2", "2"), ("1", "2")]
     assert infos[0]["NodeList"] == "tbxn[1-2]", infos[0]
@@ -100,15 +100,6 @@ def test_two_nodes_equal_one_node_bit_for_bit(slurm_two_nodes, scenarios):
     assert not differ, f"{len(differ)} tensors differ, e.g. {differ[:3]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="1 process x grad-accum 2 is not bit-for-bit equal to 2 processes x 1, on one node "
-    "(torchrun) as on two: epoch 0 ends identical (model and optimizer state), the first step "
-    "of epoch 1 differs by up to 3e-8 in 104 of 245 tensors. With only the training images "
-    "that have boxes both runs stay identical for 2 epochs, so box-less images trigger it; "
-    "flooring count_boxes as max(total, 1) / W does not remove it. tbx_train's step, not the "
-    "multi-node path",
-)
 def test_two_nodes_equal_one_process_with_grad_accum_bit_for_bit(slurm_two_nodes, scenarios):
     runs = (scenarios.two_nodes, scenarios.one_process)
     infos = [_completed(slurm_two_nodes, s) for s in runs]

@@ -14,6 +14,7 @@ from tbx_train.engine import (
     EpochPlan,
     NonFiniteLossError,
     TrainContext,
+    count_boxes,
     optimizer_step,
     train_one_epoch,
 )
@@ -114,3 +115,16 @@ def test_non_finite_loss_stops_before_touching_the_weights():
     assert "loss_ce" in lines[1] and "loss_ce" in raised.value.terms
     after = _params(ctx.model)
     assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+def test_step_normaliser_is_floored_before_it_is_shared_over_ranks() -> None:
+    # max(total, 1) / W: a box-less step gives 1 in 1 process and 0.5 on each of 2 ranks, so
+    # DDP's average of the 2 ranks' gradients is the 1-process gradient (official max(total / W,
+    # 1) gives 1 on each rank: half of it).
+    empty = (_images(1), torch.zeros(1, SIZE, SIZE, dtype=torch.bool), [_target(0, [], [])])
+    boxed = (_images(1), empty[1], [_target(1, [[0.5, 0.5, 0.2, 0.2]] * 3, [1, 2, 1])])
+    cpu = torch.device("cpu")
+    assert count_boxes([empty, empty], cpu, world_size=1) == 1.0
+    assert count_boxes([empty], cpu, world_size=2) == 0.5
+    assert count_boxes([boxed, empty], cpu, world_size=1) == 3.0
+    assert count_boxes([boxed], cpu, world_size=2) == 1.5  # as if the other rank had none
