@@ -125,7 +125,8 @@ def _root_cause(signals: dict) -> RankFailure | None:
 
 def _launcher(signals: dict) -> RankFailure | None:
     """torchrun's `failed (exitcode: 1) local_rank: 3 (pid: N)`: the first worker it saw fail."""
-    for line in signals.get("elastic_exit", ()):
+    # exit -9 lines are read as kills first: they are the launcher's lines all the same
+    for line in (*signals.get("elastic_exit", ()), *signals.get("killed", ())):
         match = P.ELASTIC_LOCAL.search(line.text)
         if match and match.group(1) != "0":
             what = f"exit code {match.group(1)}"

@@ -382,7 +382,7 @@ ELASTIC_HOST = re.compile(r"host\s+: (\S+)")
 PEER_LOST = re.compile(
     r"[Cc]onnection (?:reset|closed) by peer|Broken pipe|gloo.{0,80}(?:Read|Write) error"
     r"|Watchdog caught collective|NCCL communicator was aborted|DistBackendError"
-    r"|ncclRemoteError|recvValue failed|[Ss]ocket [Tt]imeout|SignalException|ChildFailedError"
+    r"|ncclRemoteError|recvValue failed|[Ss]ocket [Tt]imeout|SignalException"
 )
 SLURM_LINE_JOB_ID = re.compile(r"(?:\*\*\* (?:JOB|STEP) |StepId=|JobId=|\bin step )(\d+)")
 

@@ -197,7 +197,7 @@ def _first_rank(facts: JobFacts, exc: Line | None) -> str:
     first = facts.ranks.first if facts.ranks else None
     if first is None or first.source != "exception":
         return ""
-    return first_failure_text(facts) + consequence_text(facts, (first.line,))
+    return first_failure_text(facts, exc) + consequence_text(facts, (first.line,))
 
 
 def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:

@@ -168,7 +168,9 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
                 "task-failed",
                 "A task failed or was killed",
                 tasks[:3],
-                _quote(tasks[0]) + _launcher_summary(facts, tasks[0]) + _first_task(facts),
+                _quote(tasks[0])
+                + _launcher_summary(facts, tasks[0])
+                + _first_task(facts, tasks[0]),
                 "Read the task's traceback above the srun line (or in the .err file).",
             )
         )
@@ -205,13 +207,13 @@ def _launcher_summary(facts: JobFacts, line: Line) -> str:
     )
 
 
-def _first_task(facts: JobFacts) -> str:
+def _first_task(facts: JobFacts, quoted: Line) -> str:
     """Which task / rank failed first (srun's order, torchrun's Root Cause), and what the
     others printed because of it."""
     first = facts.ranks.first if facts.ranks else None
     if first is None or first.source in ("node-failure", "exception"):
         return ""  # the node-fail and crash rules name those
-    return first_failure_text(facts) + consequence_text(facts, (first.line,))
+    return first_failure_text(facts, quoted) + consequence_text(facts, (first.line,))
 
 
 def _elastic_exits(facts: JobFacts) -> list[Line]:

@@ -32,13 +32,16 @@ def _who(failure: RankFailure) -> str:
     return who + (f" on {failure.node}" if failure.node else "")
 
 
-def first_failure_text(facts: JobFacts) -> str:
-    """' The first failing rank is ... (quoted).' or '' when the files do not tell ranks apart."""
+def first_failure_text(facts: JobFacts, quoted: Line | None = None) -> str:
+    """' The first failing rank is ... (quoted).' or '' when the files do not tell ranks apart;
+    a line the finding already `quoted` is only pointed at."""
     ranks = facts.ranks
     first = ranks.first if ranks else None
     if first is None:
         return ""
-    quote = f"{where(first.line)}: `{first.line.text.strip()[:200]}`"
+    quote = where(first.line)
+    if first.line != quoted:
+        quote += f": `{first.line.text.strip()[:200]}`"
     if first.source == "node-failure":
         text = f" Node {first.node} failed first ({quote})"
         if first.ranks:
