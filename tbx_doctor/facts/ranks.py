@@ -62,8 +62,9 @@ def srun_failures(signals: dict[str, tuple[Line, ...]]) -> list[RankFailure]:
     for line in signals.get("task_failed", ()):
         match = P.SRUN_TASKS.search(line.text)
         if match:
-            node, tasks, what = match.group(1), _task_ids(match.group(2)), match.group(3).strip()
-            found.append(RankFailure(line, what, "srun", tasks=tasks, node=node))
+            what = match.group(3).strip(" `")  # pasted lines keep their markdown quotes
+            tasks = _task_ids(match.group(2))
+            found.append(RankFailure(line, what, "srun", tasks=tasks, node=match.group(1)))
     return found
 
 
