@@ -58,6 +58,8 @@ def test_real_node_failure_names_the_failed_node_and_its_rank_before_the_consequ
     # rank 0's gloo traceback and srun's exit line for task 0 on tbxn1 are consequences
     assert "Connection reset by peer" in head["explanation"]
     assert not {"crash-traceback", "task-failed", "nccl-error"} & set(codes_of(report))
+    first = report["run"]["first_failure"]
+    assert (first["node"], first["ranks"], first["tasks"], first["line"]) == ("tbxn2", [1], [1], 76)
 
 
 def test_real_node_failure_facts():
@@ -81,6 +83,7 @@ def test_a_healthy_two_node_run_gets_none_of_it():
     assert ranks.world_size == 2 and ranks.first is None and not ranks.consequences
     _, report = run_check(HEALTHY)
     assert report["run"]["end_reason"] == "completed"
+    assert report["run"]["first_failure"] is None
     assert "error" not in codes_of(report).values()
     assert not any(RANK_WORDS.search(f["explanation"]) for f in report["findings"])
 
