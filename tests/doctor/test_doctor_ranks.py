@@ -11,6 +11,7 @@ from doctor_helpers import REPO, codes_of, run_check
 
 from tbx_doctor.facts.build import build_facts
 from tbx_doctor.reading.job_files import collect_jobs
+from tbx_doctor.report.glance import how_it_ended
 
 MULTINODE = REPO / "fixtures" / "multinode"
 NODE_FAIL = MULTINODE / "node-fail" / "train_tbx11k_7.out"  # real 2-node job, tbxn2 killed
@@ -118,6 +119,13 @@ def test_node_failure_without_the_placement_names_the_node_only(tmp_path):
     assert "Node gpu17 failed first" in head["explanation"]
     assert "which ranks ran on it these files do not show" in head["explanation"]
     assert "rank 0" not in head["explanation"] and "rank 1" not in head["explanation"]
+
+
+def test_a_fragment_ending_in_a_node_failure_does_not_claim_no_training(tmp_path):
+    log = _write(tmp_path, "srun: error: Node failure on gpu17\n", "log.txt")
+    _, report = run_check(log)
+    assert report["run"]["training"] == "unknown"
+    assert how_it_ended(report) == "node failure"
 
 
 def test_nccl_errors_of_the_surviving_ranks_follow_a_node_failure(tmp_path):
