@@ -96,6 +96,23 @@ def _last_iteration(facts: JobFacts) -> int | None:
     return facts.iterations_only.last_iter if facts.iterations_only else None
 
 
+def _first_failure(facts: JobFacts) -> dict | None:
+    """The rank / task / node that failed first, with its line (None: the files do not say)."""
+    first = facts.ranks.first if facts.ranks else None
+    if first is None:
+        return None
+    return {
+        "ranks": list(first.ranks),
+        "tasks": list(first.tasks),
+        "local_rank": first.local_rank,
+        "node": first.node,
+        "what": first.what,
+        "source": first.source,
+        "file": first.line.file,
+        "line": first.line.line,
+    }
+
+
 def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
     """DESIGN 4.3 `run`: what was measured (None where the files do not say)."""
     trained = facts.trained_epochs
@@ -131,6 +148,7 @@ def run_summary(facts: JobFacts, findings: list[Finding]) -> dict:
         "training_time_seconds": facts.training_time,
         "eval_ap": facts.eval_ap,
         "end_reason": _end_reason(facts, findings),
+        "first_failure": _first_failure(facts),
         "output_dir": facts.output_dir,
         "missing_files": list(facts.missing),
         "training": facts.training,

@@ -10,6 +10,7 @@ from pathlib import Path
 from tbx_doctor.facts import arguments
 from tbx_doctor.facts.coverage import coverage, still_growing
 from tbx_doctor.facts.job import Decision, EpochFacts, JobFacts
+from tbx_doctor.facts.ranks import rank_facts
 from tbx_doctor.facts.source_run import SourceContext, SourceFinder
 from tbx_doctor.reading import patterns as P
 from tbx_doctor.reading.job_files import JobFiles, relocate
@@ -309,6 +310,7 @@ def build_facts(job: JobFiles, given: list[Path], now: float | None = None) -> J
         facts,
         still_growing=still_growing(job, facts.ended, now or time.time(), facts.last_line),
         **coverage(job, scans, signals, output),
+        ranks=rank_facts(signals, facts.strategy.world_size if facts.strategy else None),
     )
     return _with_source(facts, job, given, signals)
 

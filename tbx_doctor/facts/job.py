@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tbx_doctor.facts.ranks import RankFacts
 from tbx_doctor.reading.logscan import ITERATIONS_ONLY, Line
 from tbx_doctor.reading.records import LossTrend
 
@@ -126,6 +127,7 @@ class JobFacts:
     output_records: int = 0  # epochs the run's log.txt records
     nonfinite_records: tuple[Line, ...] = ()  # log.txt epochs whose train_loss is NaN/inf
     loss_trend: LossTrend | None = None  # other trainers' total loss: lowest, highest jump
+    ranks: RankFacts | None = None  # ranks, tasks, nodes, and which failed first
 
     def signal(self, kind: str) -> tuple[Line, ...]:
         return self.signals.get(kind, ())

@@ -64,6 +64,7 @@ _ANYWHERE: list[tuple[str, tuple[bytes, ...], bytes]] = [
         rb"exitcode\s*:\s*-?\d+ \(pid|\(exitcode: -?\d+\) local_rank: \d+",
     ),
     ("elastic_rank", (b"(local_rank",), rb"rank\s*:\s*\d+ \(local_rank"),
+    ("elastic_host", (b"host      : ",), rb"(?m:^)\s*host      : \S+"),  # its failure block's host
     (
         "task_failed",
         (b"srun: error:",),
@@ -300,6 +301,8 @@ _LINE_START: list[tuple[str, bytes]] = [
         rb"\[tbx-job\] (?:Submitted job \d+ to continue|TBX_ON_STOP=|Stopped by SIG|Chain limit)",
     ),
     ("saved_ckpt", rb"Saved checkpoint: "),
+    # each rank's start (tbx-train, DINO's util/misc.py): which ranks there were, and how many
+    ("rank_init", rb"world size: \d+, (?:world )?rank: \d+|\| distributed init \(rank \d+\)"),
     ("killed", rb"Killed\s*$"),
     ("start_training", rb"Start training\s*$"),
     ("training_time", rb"Training time (?:\d+ days?, )?\d+:\d\d:\d\d"),
@@ -363,6 +366,23 @@ LOSS_VALUE = re.compile(rb"\b[Ll]oss\"?\s*[:=]\s*(-?\d+\.?\d*(?:[eE][+-]?\d+)?)\
 LINE_STAMP = re.compile(r"(?<!\d)(20\d\d)-?(\d\d)-?(\d\d)[ T](\d\d):(\d\d):(\d\d)(?!\d)")
 PRINTED_JOB_ID = re.compile(
     r"(?:Job ID|SLURM_JOB_ID|Job id|Submitted batch job)\s*[:=]?\s*(\d+(?:_\d+)?)"
+)
+# Ranks, tasks and nodes (facts/ranks.py): "[rank3]: ..." (torch >= 2.2, also after a pid tag),
+# "[default0]:" (torchrun --tee), srun's task and node-failure lines, the ranks' init lines.
+RANK_TAG = re.compile(r"^.{0,24}?\[(?:rank|default)(\d+)\]:")
+SRUN_TASKS = re.compile(r"srun: error: (\S+): tasks? ([\d,\-]+): (.+)")
+NODE_FAILURE_ON = re.compile(r"[Nn]ode failure on (\S+)")
+WORLD_RANK = re.compile(
+    r"world size: (\d+), (?:world )?rank: (\d+)|distributed init \(rank (\d+)\)"
+)
+ELASTIC_RANK = re.compile(r"rank\s*:\s*(\d+) \(local_rank:\s*(\d+)\)")
+ELASTIC_LOCAL = re.compile(r"\(exitcode: (-?\d+)\) local_rank: (\d+)")
+ELASTIC_HOST = re.compile(r"host\s+: (\S+)")
+# What a rank prints when another rank (or its node) vanished: consequences, never the cause.
+PEER_LOST = re.compile(
+    r"[Cc]onnection (?:reset|closed) by peer|Broken pipe|gloo.{0,80}(?:Read|Write) error"
+    r"|Watchdog caught collective|NCCL communicator was aborted|DistBackendError"
+    r"|ncclRemoteError|recvValue failed|[Ss]ocket [Tt]imeout|SignalException"
 )
 SLURM_LINE_JOB_ID = re.compile(r"(?:\*\*\* (?:JOB|STEP) |StepId=|JobId=|\bin step )(\d+)")
 

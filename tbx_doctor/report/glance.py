@@ -76,6 +76,8 @@ def _position(run: dict, short: bool = False) -> str:
     if not done:
         if run.get("missing_files") or run.get("first_epoch") is not None:
             return ""  # the log that would show it is missing: unknown, not "no iteration"
+        if run.get("training") == "unknown":
+            return ""  # a fragment or an .err alone: the files cannot show it
         return "before training" if short else "before any training iteration"
     last = done[-1]
     if last.get("finished"):

@@ -7,6 +7,12 @@ from tbx_doctor.findings import Finding, finding
 from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.reading.logscan import Line
 from tbx_doctor.rules.describe import progress_at_end, where
+from tbx_doctor.rules.first_failure import (
+    consequence_text,
+    first_failure_text,
+    node_failed,
+    peer_lost,
+)
 
 _SPECIFIC = {
     "cuda_oom": (
@@ -109,6 +115,8 @@ def _specific(facts: JobFacts) -> list[Finding]:
             fix = lines[0].text.split("Fix:", 1)[1].strip()
         if kind == "device_assert" and "config-error" in found:
             continue  # the label assertion beside it is the cause
+        if kind == "nccl_error" and node_failed(facts):
+            continue  # the ranks that lost their peers on the failed node: its consequence
         found[code] = finding(
             code, title, lines[:3], f"{text}. The job was {progress_at_end(facts)}.", fix
         )
@@ -119,10 +127,14 @@ def _root_traceback(facts: JobFacts) -> tuple[Line, Line | None]:
     """The traceback of the cause: the first one whose exception is not a consequence (the
     launcher's summary, a signal); the last one when all are."""
     traces = [(t, _exception_after(facts, t)) for t in facts.signal("traceback")]
-    for trace, exc in traces:
-        if exc is not None and not any(c in exc.text for c in _CONSEQUENCES):
-            return trace, exc
-    return traces[-1]
+    causes = [
+        (trace, exc)
+        for trace, exc in traces
+        if exc is not None and not any(c in exc.text for c in _CONSEQUENCES)
+    ]
+    # a rank that lost its peer (reset connection, NCCL abort) reports another rank's failure
+    fallback = causes[0] if causes else traces[-1]
+    return next(((t, e) for t, e in causes if not peer_lost(e)), fallback)
 
 
 def _signal_ended(facts: JobFacts, trace: Line, exc: Line) -> list[Finding]:
@@ -180,6 +192,14 @@ def _launcher_note(facts: JobFacts, exc: Line | None) -> str:
     )
 
 
+def _first_rank(facts: JobFacts, exc: Line | None) -> str:
+    """With `[rankN]:` tags: which rank failed first, and the other ranks' lost peers."""
+    first = facts.ranks.first if facts.ranks else None
+    if first is None or first.source != "exception":
+        return ""
+    return first_failure_text(facts, exc) + consequence_text(facts, (first.line,))
+
+
 def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
     """One finding per failure family; a bare traceback only when nothing more specific does."""
     found = _specific(facts)
@@ -191,6 +211,8 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
     if any(facts.signal(k) for k in _EXPLAINED_BY):
         return found  # host memory / NaN rules report the cause (NaN boxes trip the box assert)
     trace, exc = _root_traceback(facts)
+    if node_failed(facts) and peer_lost(exc):
+        return found  # the rank lost its peer on the failed node: the node-fail rule says so
     if (exc is None or any(c in exc.text for c in _CONSEQUENCES[:2])) and _elastic(facts):
         return found  # the launcher's own traceback: the failed-task rule quotes the rank
     if exc is not None and any(c in exc.text for c in _CONSEQUENCES[2:]):
@@ -206,7 +228,7 @@ def check_crashes(facts: JobFacts, profile: Profile) -> list[Finding]:
             "A Python exception ended the job",
             [trace, exc, *facts.signal("root_cause")[:1]],
             f"Traceback at {where(trace)} {what}; the job was "
-            f"{progress_at_end(facts)}.{_launcher_note(facts, exc)}",
+            f"{progress_at_end(facts)}.{_launcher_note(facts, exc)}{_first_rank(facts, exc)}",
             "Fix the error the exception names; the frames above it show where it was raised.",
         )
     )

@@ -7,6 +7,7 @@ from tbx_doctor.findings import Finding, finding
 from tbx_doctor.profile.expectations import Profile
 from tbx_doctor.reading.logscan import Line
 from tbx_doctor.rules.describe import finished_text, progress_at_end, where
+from tbx_doctor.rules.first_failure import consequence_text, first_failure_text, node_failed
 from tbx_doctor.rules.requeue import (
     Requeue,
     find_requeue,
@@ -78,9 +79,32 @@ def _slurm(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
         explanation = _quote(lines[-1]) + _progress(facts, requeue)
         if kind == "time_limit" and requeue is not None:
             explanation, fix = _saved_before_limit(lines[-1], requeue)
+        if kind == "node_fail" and node_failed(facts):
+            found.append(_failed_node(facts, lines, last))
+            continue
         fix = fix.replace("JOBID", facts.job_id) if facts.job_id else fix
         found.append(finding(code, title, [lines[-1], last], explanation, fix))
     return found
+
+
+def _failed_node(facts: JobFacts, lines: list[Line], last: Line | None) -> Finding:
+    """srun named the node that failed: quote that line, name the node and its ranks; the
+    slurmstepd line (`*** JOB n ON <surviving node> ... DUE TO NODE FAILURE`) is the ending."""
+    failure = facts.ranks.node_failure
+    others = [line for line in lines if line != failure.line]
+    ending = (
+        f" {_quote(others[-1])[:-1]} is the job's end, printed on a surviving node."
+        if others
+        else ""
+    )
+    return finding(
+        "node-fail",
+        f"Node {failure.node} failed and ended the job",
+        [failure.line, *others[-1:], *failure.support[:2], last],
+        first_failure_text(facts).lstrip() + ending + consequence_text(facts) + _progress(facts),
+        f"Resubmit without that node (`--exclude={failure.node}`) and tell the cluster's admins; "
+        "resume from the last checkpoint.",
+    )
 
 
 def _step_ended_by_failure(facts: JobFacts) -> set[Line]:
@@ -125,6 +149,8 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
     exits = requeue_exits(facts)
     # Exit 75 after the save line is the planned stop (reported as `requeued`), not a failure.
     tasks = [t for t in facts.signal("task_failed") if t not in exits]
+    if node_failed(facts):  # tasks elsewhere lost their peer on the failed node: consequences
+        tasks = [t for t in tasks if t not in facts.ranks.consequences]
     # srun kills the other tasks after the first one fails: their "Terminated"/"Killed" lines
     # are consequences, so the first other failure (in time = in file order) leads.
     tasks.sort(key=lambda t: t.text.rstrip().endswith(("Terminated", "Killed")))
@@ -142,7 +168,9 @@ def _kills(facts: JobFacts, requeue: Requeue | None) -> list[Finding]:
                 "task-failed",
                 "A task failed or was killed",
                 tasks[:3],
-                _quote(tasks[0]) + _launcher_summary(facts, tasks[0]),
+                _quote(tasks[0])
+                + _launcher_summary(facts, tasks[0])
+                + _first_task(facts, tasks[0]),
                 "Read the task's traceback above the srun line (or in the .err file).",
             )
         )
@@ -177,6 +205,15 @@ def _launcher_summary(facts: JobFacts, line: Line) -> str:
         " This is torchrun's summary of a failed worker: the worker's own error is the cause "
         f"({where_cause})."
     )
+
+
+def _first_task(facts: JobFacts, quoted: Line) -> str:
+    """Which task / rank failed first (srun's order, torchrun's Root Cause), and what the
+    others printed because of it."""
+    first = facts.ranks.first if facts.ranks else None
+    if first is None or first.source in ("node-failure", "exception"):
+        return ""  # the node-fail and crash rules name those
+    return first_failure_text(facts, quoted) + consequence_text(facts, (first.line,))
 
 
 def _elastic_exits(facts: JobFacts) -> list[Line]:

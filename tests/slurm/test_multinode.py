@@ -175,14 +175,6 @@ def test_doctor_gives_one_report_per_multinode_job(slurm_two_nodes, scenarios, n
     assert reasons[1] in ("requeued", "time-limit"), reports[1]["findings"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tbx-doctor has no notion of ranks: on the node-failure job it heads the report with "
-    "rank 0's gloo traceback (crash-traceback, end_reason 'crash') instead of the node failure, "
-    "quotes `*** JOB n ON tbxn1 ... DUE TO NODE FAILURE` (the surviving node) as the node-fail "
-    "evidence, and never names the failing node tbxn2 (`srun: error: Node failure on tbxn2`) or "
-    "rank 1, the task that died first on it",
-)
 def test_doctor_names_the_first_failing_rank_of_a_multinode_job(node_failure):
     f = node_failure
     (report,) = _check(f.scenario.logs()[0])
