@@ -224,7 +224,7 @@ tbx_plan() {
   return "$prc"
 }
 
-# Entry point of a job script: tbx_main LAUNCHER... (e.g. `srun --kill-on-bad-exit=1`, or none).
+# Entry point of a job script: tbx_main LAUNCHER... (e.g. `srun --kill-on-bad-exit=0 --wait=120`, or none).
 tbx_main() {
   tbx_defaults
   if [[ -z ${SLURM_JOB_ID:-} ]]; then

@@ -23,9 +23,10 @@ SCRIPT_MULTINODE = "scripts/train_multinode.sbatch"
 TWO_BY_ONE = ["--nodes=2", "--ntasks-per-node=1"]  # 2 nodes x 1 task: gloo over the veth pair
 ONE_IMAGE = "--batch-size 1"  # per process and micro-batch
 SMALL_IMAGES = 8  # 7 train images: 2 epochs of 4 steps
-# 40 train images: 2 epochs of 20 steps take longer than the 55 s after which SLURM's USR1 has
-# surely arrived, so the time-limit job is always stopped while it trains.
-LONG_IMAGES = 48
+# ~133 train images: 2 epochs of ~67 steps (>= 0.5 s each on 2 ranks, even on an idle machine)
+# take longer than the 55 s after which SLURM's USR1 has surely arrived, so the time-limit job is
+# always stopped while it trains (with 40 images and the faster step it once finished first).
+LONG_IMAGES = 160
 
 
 @dataclass
