@@ -42,14 +42,17 @@ def outcomes() -> dict:
     return {o.case["id"]: o for o in scorer.score_all(cases=CASES)}
 
 
-def _params():
-    for case in CASES:
-        reason = KNOWN_MISSES.get(case["id"])
+def case_params(cases: list[dict], known_misses: dict[str, str]) -> list:
+    """One pytest param per case; a known miss is a strict xfail (passing fails the suite)."""
+    params = []
+    for case in cases:
+        reason = known_misses.get(case["id"])
         marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        yield pytest.param(case["id"], id=case["id"], marks=marks)
+        params.append(pytest.param(case["id"], id=case["id"], marks=marks))
+    return params
 
 
-@pytest.mark.parametrize("case_id", list(_params()))
+@pytest.mark.parametrize("case_id", case_params(CASES, KNOWN_MISSES))
 def test_case_verdict(outcomes, case_id):
     outcome = outcomes[case_id]
     assert outcome.ok, f"{case_id}: " + "; ".join(outcome.misses)

@@ -14,7 +14,7 @@ xfails: a case that starts passing fails the suite until it is removed from the 
 from __future__ import annotations
 
 import pytest
-from test_corpus import REPO, _doctor_codes, scorer
+from test_corpus import REPO, _doctor_codes, case_params, scorer
 
 HOLDOUT = REPO / "fixtures" / "corpus" / "holdout"
 CASES = scorer.load_cases(HOLDOUT)
@@ -33,14 +33,7 @@ def outcomes() -> dict:
     return {o.case["id"]: o for o in scorer.score_all(HOLDOUT, cases=CASES)}
 
 
-def _params():
-    for case in CASES:
-        reason = KNOWN_MISSES.get(case["id"])
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        yield pytest.param(case["id"], id=case["id"], marks=marks)
-
-
-@pytest.mark.parametrize("case_id", list(_params()))
+@pytest.mark.parametrize("case_id", case_params(CASES, KNOWN_MISSES))
 def test_holdout_case_verdict(outcomes, case_id):
     outcome = outcomes[case_id]
     assert outcome.ok, f"{case_id}: " + "; ".join(outcome.misses)
