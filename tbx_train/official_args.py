@@ -25,7 +25,7 @@ def _drop_list(args: Mapping[str, Any]) -> list[int]:
 
 
 # Options with the same name and meaning in both.
-_SAME_MODEL = [
+SAME_MODEL_OPTIONS = [
     "num_classes",
     "dn_labelbook_size",
     "backbone",
@@ -67,7 +67,7 @@ _SAME_TRAIN = [
 ]
 
 OFFICIAL_KEYS: dict[str, tuple[str, Reader]] = {
-    **{f"model.{name}": _arg(name) for name in _SAME_MODEL},
+    **{f"model.{name}": _arg(name) for name in SAME_MODEL_OPTIONS},
     "model.pe_temperature": _arg("pe_temperatureH"),
     "data.train_sizes": _arg("data_aug_scales", list),
     "data.max_size": _arg("data_aug_max_size"),
