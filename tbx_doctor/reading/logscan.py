@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from tbx_doctor.reading import patterns as P
+from tbx_doctor.reading.needles import needles_in
 from tbx_doctor.reading.records import (
     ITERATIONS_ONLY,
     LONG_KINDS,
@@ -30,7 +31,6 @@ from tbx_doctor.reading.records import (
 from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
-LONG_LINE = 512  # from this length on, needles are looked for one by one
 
 
 class _Scanner:
@@ -313,12 +313,7 @@ def _any_in(find, needles: tuple[bytes, ...], pos: int, end: int) -> bool:
 def _search_anywhere(buf: bytes, pos: int, end: int) -> tuple[re.Match[bytes] | None, str]:
     """The first kind (in NEEDLES order) whose needle occurs in buf[pos:end] and whose pattern
     matches there."""
-    found: set[bytes] = set()
-    if end - pos > LONG_LINE:  # one regex over many bytes is slower than ~90 memchr finds
-        found = {n for n in P.NEEDLES_INSIDE if buf.find(n, pos, end) >= 0}
-    else:
-        for hit in P.NEEDLE_SEARCH.finditer(buf, pos, end):
-            found |= P.NEEDLES_INSIDE[hit.group()]
+    found = needles_in(buf, pos, end)
     if not found:
         return None, ""
     tried: set[re.Pattern[bytes]] = set()

@@ -275,14 +275,6 @@ ALARM_NEEDLES = (
     b"nan", b"NaN", b"NAN", b"inf", b"Inf", b"rror", b"***", b"xception", b"illed",
     b"Traceback", b"NCCL", b"of memory", b"OfMemory", b"oom", b"ssert", b"SIG", b"xit",
 )  # fmt: skip
-# All needles in one search (longest first): one pass over a line instead of ~90 finds; a needle
-# hidden inside a longer one that matched is added back through NEEDLES_INSIDE.
-_UNIQUE = sorted({n for n, _, _ in NEEDLES}, key=len, reverse=True)
-NEEDLE_SEARCH = re.compile(b"|".join(re.escape(n) for n in _UNIQUE))
-NEEDLES_INSIDE: dict[bytes, frozenset[bytes]] = {
-    n: frozenset(m for m in _UNIQUE if m in n) for n in _UNIQUE
-}
-
 # Kinds recognised only at the start of a line (matched, never searched).
 _LINE_START: list[tuple[str, bytes]] = [
     ("exception", _RANK + rb"(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt)\b(?::|$)"),
