@@ -31,6 +31,8 @@ from tbx_doctor.reading.records import (
 from tbx_doctor.reading.stream import ReadStatus, iter_chunks
 
 LOSS_WINDOW = 320  # bytes at the head of an iteration line that hold the total loss
+# Bytes from the total's "  loss: " to past its "value (average)": "12345.6789 (nan)" fits.
+LOSS_FIELD = 30
 
 
 class _Scanner:
@@ -47,6 +49,11 @@ class _Scanner:
         # only when the epoch changes or the chunk ends.
         self.last_buf, self.last_pos, self.last_end, self.last_lineno = b"", 0, 0, 0
         self.progress_shape: tuple[re.Pattern[bytes], tuple[bytes, ...]] | None = None
+        # True while the current epoch's lines have no "n" up to their total loss's average
+        # (DINO's do: "lr", "class_error", then "loss"). Then one memchr up to there stands
+        # for the two "nan"/"inf" searches of the head: both words hold an "n", and the total
+        # is the sum of the terms after it, so a NaN or inf in any of them shows in it.
+        self.quick_nan_test = False
 
     def line(self, raw: bytes, limit: int = TEXT_LIMIT, lineno: int = 0) -> Line:
         text, bad = decode(raw, limit)
@@ -58,28 +65,32 @@ class _Scanner:
         """Scan buf[pos:end]. Hot path inlined with local state: iteration lines of the current
         epoch and `Test:` lines (~95% of a real log) cost a prefix test and two bounded finds."""
         startswith, find, first, scan = buf.startswith, buf.find, pos, self.scan
-        prefix, progress = self.current_prefix, self.current
+        prefix, progress, quick = self.current_prefix, self.current, self.quick_nan_test
         lineno, count, phase = self.lineno, progress.lines if progress else 0, scan.last_phase
         last_pos, last_end, last_no, tests = -1, -1, 0, 0
+        window, field, every, test_prefix = LOSS_WINDOW, LOSS_FIELD, SAMPLE_EVERY, P.TEST_PREFIX
         while pos < end:
             nl = find(b"\n", pos, end)
             if nl < 0:
                 nl = end
             lineno += 1
-            if progress is not None and startswith(prefix, pos):
+            if startswith(prefix, pos):  # the prefix of no line while there is no epoch
                 count += 1
                 last_pos, last_end, last_no, phase = pos, nl, lineno, "train"
-                # The total `loss` is the first loss field and the sum of all terms: a NaN/inf
-                # anywhere shows there, so only the line's head is searched (lines are ~4 KB).
-                head = pos + LOSS_WINDOW if pos + LOSS_WINDOW < nl else nl
-                bad = find(b"nan", pos, head) >= 0 or find(b"inf", pos, head) >= 0
-                if bad or count % SAMPLE_EVERY == 0:
+                # The head may run into the next line: nonfinite() looks within this one only.
+                head = pos + window
+                if quick:
+                    total = find(b"  loss: ", pos, head)
+                    bad = total < 0 or find(b"n", pos, total + field) >= 0
+                else:
+                    bad = True
+                if bad and (find(b"nan", pos, head) >= 0 or find(b"inf", pos, head) >= 0):
                     self.lineno = lineno
-                    if bad:
-                        self.nonfinite(buf, pos, nl)
-                    if count % SAMPLE_EVERY == 0:
-                        self.sample_loss(progress, buf, pos, nl)
-            elif startswith(P.TEST_PREFIX, pos):
+                    self.nonfinite(buf, pos, nl)
+                if not count % every:
+                    self.lineno = lineno
+                    self.sample_loss(progress, buf, pos, nl)
+            elif startswith(test_prefix, pos):
                 tests, phase = tests + 1, "test"
             elif nl > pos:
                 # Slow path: hand the local state to the object, let it classify, take it back.
@@ -87,7 +98,7 @@ class _Scanner:
                 last_pos, tests = -1, 0
                 self.dispatch(buf, pos, nl)
                 prefix, progress, phase = self.current_prefix, self.current, scan.last_phase
-                count = progress.lines if progress else 0
+                count, quick = progress.lines if progress else 0, self.quick_nan_test
             pos = nl + 1
         self._sync(progress, count, buf, last_pos, last_end, last_no, tests, phase, lineno)
         self.scan.last_line = self.line(buf[max(first, buf.rfind(b"\n", first, end - 1) + 1) : end])
@@ -183,6 +194,8 @@ class _Scanner:
         self.current, self.current_key = progress, key
         # "Epoch: [e]  [" starts every further iteration line of this epoch (hot path in feed).
         self.current_prefix = b"Epoch: [" + key + b"]  ["
+        total = buf.find(b"  loss: ", pos, min(nl, pos + LOSS_WINDOW))
+        self.quick_nan_test = total >= 0 and buf.find(b"n", pos, total + LOSS_FIELD) < 0
 
     def loss(self, buf: bytes, pos: int, nl: int) -> float | None:
         match = P.RUNNING_LOSS.search(buf, pos, min(nl, pos + 2 * TEXT_LIMIT))

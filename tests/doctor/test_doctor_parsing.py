@@ -188,3 +188,39 @@ def test_torchrun_sigkill_without_memory_message_is_a_failed_task(tmp_path):
     _, report = run_check(path)
     assert codes_of(report).get("task-failed") == "error"
     assert "incomplete-log" not in codes_of(report)
+
+
+TERMS = "  loss_bbox_dn: 0.0100 (0.0200)  loss_giou_dn: 0.0300 (0.0400)" * 50  # a 4 KB line
+
+
+def _dino_line(i: int, total: str, avg: str, before: str = "class_error: 0.00") -> str:
+    head = f"Epoch: [2]  [{i:4d}/1000]  eta: 0:10:00  lr: 0.000100  {before}"
+    return f"{head}  loss: {total} ({avg}){TERMS}"
+
+
+@pytest.mark.parametrize(
+    ("bad", "before"),
+    [
+        (("nan", "nan"), "class_error: 0.00"),  # the total and its average
+        (("0.5000", "nan"), "class_error: 0.00"),  # the average only (one bad step earlier)
+        (("inf", "1.0000"), "class_error: 0.00"),
+        (("-inf", "-inf"), "class_error: 0.00"),
+        (("0.5000", "0.6000"), "grad_norm: inf (inf)"),  # Deformable DETR: before the total
+    ],
+)
+def test_iteration_line_nonfinite_anywhere_before_the_total_loss(tmp_path, bad, before):
+    """The hot path's NaN test on lines of the current epoch: the first bad line is quoted
+    whether the NaN or inf is in the total loss, its average, or a field printed before it."""
+    lines = [_dino_line(i, "0.5000", "0.6000", before.replace("inf", "1.0")) for i in range(50)]
+    lines[37] = _dino_line(37, *bad, before)
+    path = tmp_path / "a.out"
+    path.write_text("\n".join(lines) + "\n")
+    scan = scan_log(path)
+    assert scan.epochs[2].lines == 50
+    assert scan.events["nonfinite"].first[0].line == 38
+
+
+def test_iteration_lines_with_dn_terms_are_not_nonfinite(tmp_path):
+    path = tmp_path / "a.out"
+    path.write_text("\n".join(_dino_line(i, "0.5000", "0.6000") for i in range(50)) + "\n")
+    assert "nonfinite" not in scan_log(path).events
