@@ -14,7 +14,7 @@ xfails: a case that starts passing fails the suite until it is removed from the 
 from __future__ import annotations
 
 import pytest
-from test_corpus import REPO, _doctor_codes, case_params, scorer
+from test_corpus import REPO, assert_labels_consistent, case_params, scorer
 
 HOLDOUT = REPO / "fixtures" / "corpus" / "holdout"
 CASES = scorer.load_cases(HOLDOUT)
@@ -53,13 +53,4 @@ def test_holdout_is_big_varied_and_apart_from_the_dev_corpus():
 
 
 def test_holdout_labels_are_consistent():
-    known = _doctor_codes()
-    for case in CASES:
-        labels = set(case["expect"]) | set(case["forbid"]) | ({case["main"]} - {""})
-        assert labels <= known, f"{case['id']}: unknown codes {labels - known}"
-        assert case["healthy"] == (case["main"] == ""), case["id"]
-        assert not set(case["expect"]) & set(case["forbid"]), case["id"]
-        assert case["healthy"] or case["main"] in case["expect"], case["id"]
-        assert case["trained"] in ("yes", "no", "unknown"), case["id"]
-        assert case["kind"] in ("issue-paste", "committed-file"), case["id"]
-        assert case["source"].startswith("https://github.com/" + case["repo"] + "/"), case["id"]
+    assert_labels_consistent(CASES)
