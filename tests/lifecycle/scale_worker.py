@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tbx_train.config import TrainConfig, model_preset
-from tbx_train.distributed import cleanup_distributed, init_distributed
+from tbx_train.distributed import DistInfo, cleanup_distributed, init_distributed
 from tbx_train.engine import EpochPlan, TrainContext, optimizer_step, to_device, train_one_epoch
 from tbx_train.logs import MetricLogger
 from tbx_train.model import build_dino
@@ -136,14 +136,19 @@ def train_steps(ctx: TrainContext, sampler: StepBatchSampler, steps: int) -> Non
         optimizer_step(ctx, group)
 
 
-def rank_main(rank: int, world_size: int, port: int, steps: int, out: str, kind: str) -> None:
-    """Body of one spawned rank: join the gloo group via our init, train, rank 0 saves weights."""
+def join_group(rank: int, world_size: int, port: int) -> DistInfo:
+    """One spawned rank joins the local gloo group through our init, on one thread."""
     torch.set_num_threads(1)
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
     )  # fmt: skip
-    info = init_distributed(device="cpu")
+    return init_distributed(device="cpu")
+
+
+def rank_main(rank: int, world_size: int, port: int, steps: int, out: str, kind: str) -> None:
+    """Body of one spawned rank: join the gloo group via our init, train, rank 0 saves weights."""
+    info = join_group(rank, world_size, port)
     model, criterion, optimizer = build(kind)
     ddp = nn.parallel.DistributedDataParallel(model)
     ctx = context(ddp, criterion, optimizer, world_size)
@@ -187,12 +192,7 @@ def recipe_run(epochs: int, seed: int, images: int, world_size: int = 1, rank: i
 
 def recipe_rank_main(rank: int, world_size: int, port: int, args: tuple, out: str) -> None:
     """Body of one spawned rank of `recipe_run`; rank 0 saves model and optimizer state."""
-    torch.set_num_threads(1)
-    os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-    )  # fmt: skip
-    info = init_distributed(device="cpu")
+    info = join_group(rank, world_size, port)
     model, optimizer = recipe_run(*args, world_size=world_size, rank=rank)
     if info.is_main:
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, Path(out))
